@@ -1,0 +1,12 @@
+"""EPAM guard: contract checks for the EPAM-Net recognizer on MMAction2/MMEngine.
+
+One engine, two thin front ends: each rule of CONTRACT.md is a check function
+``check(ctx) -> CheckResult`` (see :mod:`harness.checks`); the ``epam-guard``
+CLI (:mod:`harness.cli`) and the pytest plugin (:mod:`harness.plugin`) only
+render or assert on those results. Heavy imports (torch, mmaction) happen when
+a context is built, not on ``import harness``.
+"""
+from .errors import ConfigError, GuardError, SizeError
+from .result import CheckResult, Finding, Status
+
+__all__ = ['CheckResult', 'ConfigError', 'Finding', 'GuardError', 'SizeError', 'Status']

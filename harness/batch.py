@@ -1,0 +1,229 @@
+"""Synthetic NTU-shaped batches whose sizes come from the config's pipelines.
+
+Clip lengths are read from ``MMUniformSampleFrames.clip_len``, the crop size
+from the last ``Resize``/``CenterCrop`` of the pipelines, the heat-map scaling
+from ``GeneratePoseTarget`` and the test views from the test pipeline's
+``num_clips``. ``tiny`` keeps the channel counts, the pose:RGB frame ratio and
+the RGB:heat-map spatial ratio, and shrinks the rest; ``ntu`` keeps it all.
+
+A batch is what a dataloader hands the model (``{'inputs': {...: [per-sample
+tensors]}, 'data_samples': [...]}``), so the model's own data preprocessor
+runs on it exactly as in training.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+
+from .errors import SizeError
+
+# What the EPAM backbone does to space: RGB /32, pose heat maps /8.
+RGB_STRIDE = 32
+POSE_STRIDE = 8
+TINY_RGB_FRAMES = 4
+TINY_CROP = 64
+
+
+@dataclass(frozen=True)
+class BatchRecipe:
+    """Sizes of one synthetic batch. ``source`` says where each came from."""
+
+    rgb_frames: int
+    pose_frames: int
+    crop: int
+    heatmap: int
+    heatmap_channels: int
+    views: int
+    batch_size: int
+    num_classes: int
+    seed: int = 0
+    size: str = 'tiny'
+    label_api: str = 'gt_label'
+
+    def shapes(self, views: int = 1) -> dict[str, tuple[int, ...]]:
+        """Per-sample input shapes ``(V, C, T, H, W)`` for ``views`` clips."""
+        return {
+            'imgs': (views, 3, self.rgb_frames, self.crop, self.crop),
+            'heatmap_imgs': (views, self.heatmap_channels, self.pose_frames,
+                             self.heatmap, self.heatmap),
+        }
+
+
+def _find(pipeline: list[dict], kind: str) -> list[dict]:
+    return [step for step in pipeline or [] if step.get('type') == kind]
+
+
+def _pipeline(cfg: Any, split: str) -> list[dict]:
+    loader = cfg.get(f'{split}_dataloader') or {}
+    dataset = loader.get('dataset') or {}
+    return list(dataset.get('pipeline') or cfg.get(f'{split}_pipeline') or [])
+
+
+def _crop(pipeline: list[dict]) -> int | None:
+    size = None
+    for step in pipeline:
+        if step.get('type') == 'CenterCrop':
+            crop = step.get('crop_size')
+            size = crop if isinstance(crop, int) else crop[0]
+        elif step.get('type') == 'Resize' and not step.get('keep_ratio', True):
+            scale = step.get('scale')
+            size = scale[0] if isinstance(scale, (tuple, list)) else scale
+    return size
+
+
+def _heatmap_channels(target: dict) -> int:
+    """Channels ``GeneratePoseTarget`` emits: 17 COCO keypoints and/or its limbs."""
+    channels = 17 if target.get('with_kp', True) else 0
+    if target.get('with_limb', False):
+        channels += len(target.get('skeletons') or ()) or 19  # MMAction2's default limbs
+    return channels
+
+
+def recipe_from_config(cfg: Any, size: str = 'tiny', batch_size: int = 4,
+                       views: int | None = None, seed: int = 0) -> BatchRecipe:
+    """Derive the batch recipe from the config, validating it before any forward pass.
+
+    Raises:
+        SizeError: when the sizes cannot be fed to the model, in plain words.
+    """
+    if batch_size < 1:
+        raise SizeError(f'--batch-size must be at least 1, but got {batch_size}')
+    train, test = _pipeline(cfg, 'train'), _pipeline(cfg, 'test')
+    sampler = (_find(train, 'MMUniformSampleFrames') or [{}])[0]
+    clip_len = sampler.get('clip_len') or {'RGB': 16, 'Pose': 48}
+    rgb_frames, pose_frames = int(clip_len.get('RGB', 16)), int(clip_len.get('Pose', 48))
+    target = (_find(train, 'GeneratePoseTarget') or [{}])[0]
+    scaling = float(target.get('scaling', 0.25))
+    crop = _crop(train) or _crop(test) or 224
+    test_sampler = (_find(test, 'MMUniformSampleFrames') or [{}])[0]
+    head = cfg.model.get('cls_head') or {}
+    recipe = BatchRecipe(
+        rgb_frames=rgb_frames,
+        pose_frames=pose_frames,
+        crop=crop,
+        heatmap=int(round(crop * scaling)),
+        heatmap_channels=_heatmap_channels(target) or 17,
+        views=views or int(test_sampler.get('num_clips', 1)),
+        batch_size=batch_size,
+        num_classes=int(head.get('num_classes', 60)),
+        seed=seed,
+        size=size,
+    )
+    validate_recipe(recipe, cfg)
+    if size == 'tiny':
+        recipe = shrink(recipe)
+    elif size != 'ntu':
+        raise SizeError(f'--size must be tiny or ntu, but got {size!r}')
+    return recipe
+
+
+def validate_recipe(recipe: BatchRecipe, cfg: Any) -> None:
+    """Reject sizes the EPAM backbone cannot take, naming the config entry."""
+    if recipe.pose_frames % recipe.rgb_frames:
+        raise SizeError(
+            f'pose clip length {recipe.pose_frames} is not a multiple of the RGB clip '
+            f'length {recipe.rgb_frames} (MMUniformSampleFrames.clip_len): the pose '
+            'attention resamples pose features to the RGB length with stride T_pose/T_rgb')
+    rgb_out, pose_out = recipe.crop / RGB_STRIDE, recipe.heatmap / POSE_STRIDE
+    if rgb_out != pose_out or not float(rgb_out).is_integer():
+        raise SizeError(
+            f'crop {recipe.crop} and heat map {recipe.heatmap} do not meet: the RGB stream '
+            f'gives {recipe.crop}/{RGB_STRIDE} = {rgb_out:g} and the pose stream '
+            f'{recipe.heatmap}/{POSE_STRIDE} = {pose_out:g}; they must be the same integer '
+            '(GeneratePoseTarget.scaling must be 0.25 with a crop divisible by 32)')
+    pose_stream = (cfg.model.get('backbone') or {}).get('pose_stream') or {}
+    expected = pose_stream.get('in_channels')
+    if expected is not None and expected != recipe.heatmap_channels:
+        raise SizeError(
+            f'the pipeline makes {recipe.heatmap_channels} heat-map channels '
+            f'(GeneratePoseTarget) but backbone.pose_stream.in_channels is {expected}')
+
+
+def shrink(recipe: BatchRecipe) -> BatchRecipe:
+    """The ``tiny`` variant: same channels and ratios, few frames, small crops."""
+    ratio = recipe.pose_frames // recipe.rgb_frames
+    rgb_frames = min(recipe.rgb_frames, TINY_RGB_FRAMES)
+    crop = min(recipe.crop, TINY_CROP)
+    return replace(recipe, rgb_frames=rgb_frames, pose_frames=rgb_frames * ratio,
+                   crop=crop, heatmap=crop * recipe.heatmap // recipe.crop)
+
+
+def synthetic_labels(count: int, num_classes: int) -> list[int]:
+    """Distinct, deterministic labels that start at 0 and stride across the classes.
+
+    A stride coprime with ``num_classes`` visits distinct classes and spreads
+    them over the coarse groups; starting at 0 means a sub-batch without the
+    first sample has a minimum above 0, which exposes batch-dependent re-basing.
+    """
+    stride = next(s for s in (23, 29, 31, 37, 41, 1) if math.gcd(s, num_classes) == 1)
+    return [(i * stride) % num_classes for i in range(count)]
+
+
+def make_data_sample(label: int, label_api: str = 'gt_label') -> Any:
+    """An ``ActionDataSample`` carrying ``label`` the way MMAction2 1.2 or 1.0/1.1 does."""
+    from mmaction.structures import ActionDataSample
+    from mmengine.structures import LabelData
+
+    sample = ActionDataSample()
+    if label_api == 'gt_labels':
+        sample.gt_labels = LabelData(item=torch.tensor([label], dtype=torch.long))
+    else:
+        sample.set_gt_label(label)
+    return sample
+
+
+def make_batch(recipe: BatchRecipe, *, views: int = 1, labels: list[int] | None = None,
+               label_api: str | None = None) -> dict[str, Any]:
+    """A collated batch as a dataloader would hand it to ``data_preprocessor``.
+
+    Pixel values lie in [0, 255] (before normalisation), heat maps in [0, 1].
+    The same recipe and labels always give the same tensors.
+    """
+    labels = synthetic_labels(recipe.batch_size, recipe.num_classes) if labels is None else labels
+    generator = torch.Generator().manual_seed(recipe.seed)
+    shapes = recipe.shapes(views)
+    imgs, heatmaps = [], []
+    for _ in labels:
+        imgs.append(torch.rand(shapes['imgs'], generator=generator) * 255)
+        heatmaps.append(torch.rand(shapes['heatmap_imgs'], generator=generator))
+    api = label_api or recipe.label_api
+    return {
+        'inputs': {'imgs': imgs, 'heatmap_imgs': heatmaps},
+        'data_samples': [make_data_sample(label, api) for label in labels],
+    }
+
+
+def select(batch: dict[str, Any], order: list[int]) -> dict[str, Any]:
+    """The samples of ``batch`` at ``order`` (a permutation or a sub-batch)."""
+    return {
+        'inputs': {key: [values[i] for i in order] for key, values in batch['inputs'].items()},
+        'data_samples': [batch['data_samples'][i] for i in order],
+    }
+
+
+def preprocess(model: Any, batch: dict[str, Any], training: bool) -> dict[str, Any]:
+    """Run the model's data preprocessor on a fresh copy of the batch's containers.
+
+    MMAction2's preprocessors rewrite the containers they are given, so each
+    call gets new ones and the synthetic batch stays reusable.
+    """
+    fresh = {
+        'inputs': {key: list(values) for key, values in batch['inputs'].items()},
+        'data_samples': [sample.clone() for sample in batch['data_samples']],
+    }
+    return model.data_preprocessor(fresh, training)
+
+
+def labels_of(batch: dict[str, Any]) -> list[int]:
+    """Fine labels of a batch's data samples, from either label API."""
+    return [read_label(sample) for sample in batch['data_samples']]
+
+
+def read_label(sample: Any) -> int:
+    """``gt_label`` (MMAction2 1.2) or ``gt_labels.item`` (1.0/1.1 forks) as an int."""
+    if 'gt_label' in sample:
+        return int(sample.gt_label.reshape(-1)[0])
+    return int(sample.gt_labels.item.reshape(-1)[0])

@@ -1,0 +1,70 @@
+"""Check ``eval_purity``: inference changes nothing, and no call edits its inputs.
+
+CONTRACT §6 (``predict`` leaves parameters, buffers and prototype memories
+as they were) and §1 (the recognizer flattens ``(N, V)`` without rewriting
+the caller's ``inputs`` dict, which MMAction2's ``MMRecognizer3D`` does).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..batch import make_batch, preprocess
+from ..context import GuardContext
+from ..result import CheckResult, Finding, conclude
+
+
+def model_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: value.detach().clone() for name, value in model.state_dict().items()}
+
+
+def changed_entries(model: nn.Module, saved: dict[str, torch.Tensor]) -> list[str]:
+    now = model.state_dict()
+    return [name for name, value in saved.items()
+            if name not in now or not torch.equal(now[name], value)]
+
+
+def _fingerprint(inputs: dict[str, Any]) -> dict[str, tuple[int, tuple[int, ...], torch.Tensor]]:
+    return {key: (id(value), tuple(value.shape), value.detach().clone())
+            for key, value in inputs.items()}
+
+
+def _mutations(inputs: dict[str, Any], before: dict[str, Any]) -> list[str]:
+    changes = []
+    if set(inputs) != set(before):
+        changes.append(f'keys {sorted(before)} became {sorted(inputs)}')
+    for key, (ident, shape, values) in before.items():
+        value = inputs.get(key)
+        if value is None:
+            continue
+        if id(value) != ident:
+            changes.append(f'{key!r} was replaced by a tensor of shape {tuple(value.shape)} '
+                           f'(was {shape})')
+        elif tuple(value.shape) != shape or not torch.equal(value, values):
+            changes.append(f'{key!r} was changed in place')
+    return changes
+
+
+def check(ctx: GuardContext) -> CheckResult:
+    """Predict leaves parameters and buffers alone; no mode rewrites the caller's inputs."""
+    model, findings = ctx.model, []
+    for mode in ('predict', 'tensor', 'loss'):
+        training = mode == 'loss'
+        views = 1 if training else ctx.recipe.views
+        model.train(training)
+        data = preprocess(model, make_batch(ctx.recipe, views=views), training)
+        before, saved = _fingerprint(data['inputs']), model_state(model)
+        with torch.set_grad_enabled(training):
+            model(**data, mode=mode)
+        for change in _mutations(data['inputs'], before):
+            findings.append(Finding('1', f'{mode} mode: the caller\'s inputs {change}'))
+        if not training:
+            changed = changed_entries(model, saved)
+            if changed:
+                findings.append(Finding('6', f'{mode} mode changed {len(changed)} parameters or '
+                                             f'buffers: {changed[:6]}'))
+    return conclude('eval_purity', findings,
+                    'predict and tensor calls change no parameter or buffer; no call rewrites '
+                    'the caller\'s inputs')

@@ -1,0 +1,96 @@
+"""Check ``routing``: labels reach the backbone in training and nothing else, ever.
+
+CONTRACT §2. Loss mode: ``backbone(imgs, heatmap_imgs, gt, gt_coarse)`` with
+the batch's labels and their coarse groups; ``cls_head.loss(feats,
+data_samples)`` and ``cls_head.forward(x)`` with nothing else. Predict and
+tensor mode: ``gt=None, gt_coarse=None`` and no label tensor anywhere.
+"""
+from __future__ import annotations
+
+from ..context import GuardContext
+from ..describe import short
+from ..result import CheckResult, Finding, conclude
+from .common import Pass, coarse_of, integer_targets, run_pass, same_labels, show
+
+HEAD_SIGNATURES = {'loss': ('feats', 'data_samples'), 'predict': ('feats', 'data_samples')}
+
+
+def _head_calls(run: Pass, findings: list[Finding]) -> None:
+    for method, allowed in HEAD_SIGNATURES.items():
+        for call in run.recorder.of('cls_head', method):
+            extra = sorted(call.kwargs)
+            if extra or len(call.args) > len(allowed):
+                names = ', '.join(extra) or f'{len(call.args)} positional arguments'
+                findings.append(Finding('2', f'{run.mode} mode: cls_head.{method} received '
+                                             f'{names}; it takes ({", ".join(allowed)}) only'
+                                             + (f' -> {call.error}' if call.error else '')))
+    for call in run.recorder.of('cls_head', 'forward'):
+        x = call.args[0] if len(call.args) == 1 else None
+        if call.kwargs or not isinstance(x, (tuple, list)) or len(x) != 6:
+            received = ', '.join([short(a) for a in call.args] +
+                                 [f'{k}={short(v)}' for k, v in call.kwargs.items()])
+            findings.append(Finding('2', f'{run.mode} mode: cls_head.forward must receive the '
+                                         f'6-tuple only, but received ({received})'
+                                         + (f' -> {call.error}' if call.error else '')))
+
+
+def _backbone_labels(ctx: GuardContext, run: Pass, findings: list[Finding]) -> None:
+    calls = run.recorder.of('backbone')
+    if len(calls) != 1:
+        findings.append(Finding('2', f'{run.mode} mode: the backbone was called {len(calls)} '
+                                     f'times, expected once ({run.error or "no error"})'))
+        return
+    call = calls[0]
+    gt, gt_coarse = call.argument('gt', 2), call.argument('gt_coarse', 3)
+    if run.mode != 'loss':
+        for name, value in (('gt', gt), ('gt_coarse', gt_coarse)):
+            if value is not None:
+                findings.append(Finding('2', f'{run.mode} mode: the backbone received '
+                                             f'{name}={show(value)}; no label may reach the '
+                                             'model at inference'))
+        return
+    fine = run.labels()
+    device = run.data['inputs']['imgs'].device
+    for name, value, expected in (('gt', gt, fine), ('gt_coarse', gt_coarse,
+                                                      coarse_of(ctx, fine))):
+        if value is None:
+            findings.append(Finding('2', f'loss mode: the backbone received no {name} '
+                                         f'(called with {short(call.args)}, '
+                                         f'{sorted(call.kwargs)}); it must receive {show(expected)}'))
+        elif not same_labels(value, expected) or value.device != device:
+            findings.append(Finding('2', f'loss mode: the backbone received {name}={show(value)}'
+                                         f', expected {show(expected)} on {device.type}'))
+
+
+def _label_leaks(run: Pass, findings: list[Finding]) -> None:
+    fine = run.labels()
+    for call in run.recorder.calls:
+        if call.module == 'recognizer':
+            continue
+        for name, value in integer_targets(call, fine.numel()):
+            if same_labels(value, fine):
+                findings.append(Finding('2', f'{run.mode} mode: the labels reached '
+                                             f'{call.module}.{call.method} as {name}'))
+
+
+def check(ctx: GuardContext) -> CheckResult:
+    """Labels go to the backbone in loss mode only; the head gets no extra arguments."""
+    findings: list[Finding] = []
+    runs = [run_pass(ctx, 'loss'), run_pass(ctx, 'predict'), run_pass(ctx, 'tensor')]
+    for run in runs:
+        _backbone_labels(ctx, run, findings)
+        _head_calls(run, findings)
+        if run.mode != 'loss':
+            _label_leaks(run, findings)
+    tensor = runs[2]
+    for method in ('loss', 'predict'):
+        if tensor.recorder.of('cls_head', method):
+            findings.append(Finding('2', f'tensor mode called cls_head.{method}'))
+    for run in runs:
+        if run.error and not findings:
+            findings.append(Finding('2', f'{run.mode} mode raised {run.error}'))
+    details = {run.mode: [f'{c.module}.{c.method}' for c in run.recorder.calls
+                          if c.depth <= 2] for run in runs}
+    return conclude('routing', findings,
+                    'labels reach the backbone in loss mode only; the head receives no '
+                    'extra arguments', {'calls': details})

@@ -1,0 +1,196 @@
+"""Load a config, build its model through the registry, pick a device, seed.
+
+A :class:`GuardContext` is what every check receives: the config, the built
+model, the synthetic batch recipe and the device. Anything that makes the
+config unusable becomes a :class:`~harness.errors.ConfigError` with a one-line
+diagnosis, never a bare traceback.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from mmengine.config import Config
+from torch import nn
+
+from .batch import BatchRecipe, recipe_from_config
+from .errors import ConfigError, GuardError
+from .options import parse_cfg_options
+
+
+def default_config_path() -> Path:
+    """The packaged ``configs/epam_ntu60.py`` (the guard's default target)."""
+    import epam.configs
+
+    return Path(epam.configs.__path__[0]) / 'epam_ntu60.py'
+
+
+@dataclass
+class GuardSettings:
+    """What the user asked for; everything else is derived from the config."""
+
+    config: Path = field(default_factory=default_config_path)
+    device: str = 'cpu'
+    size: str = 'tiny'
+    batch_size: int = 4
+    views: int | None = None
+    cfg_options: dict[str, Any] = field(default_factory=dict)
+    import_paths: list[str] = field(default_factory=list)
+    seed: int = 0
+    timeout: float = 300.0
+
+    @classmethod
+    def from_namespace(cls, ns: Any, prefix: str = '') -> GuardSettings:
+        """Settings from parsed argparse/pytest options named ``{prefix}{name}``."""
+
+        def get(name: str) -> Any:
+            return getattr(ns, f'{prefix}{name}')
+
+        config = get('config') if hasattr(ns, f'{prefix}config') else None
+        return cls(
+            config=Path(config) if config else default_config_path(),
+            device=get('device'),
+            size=get('size'),
+            batch_size=get('batch_size'),
+            views=get('views'),
+            cfg_options=parse_cfg_options(get('cfg_options')),
+            import_paths=list(get('import_path') or []),
+            seed=get('seed'),
+            timeout=get('timeout'),
+        )
+
+
+def resolve_device(name: str) -> torch.device:
+    """``cpu``, ``cuda`` or ``auto`` -> a usable :class:`torch.device`."""
+    if name == 'auto':
+        name = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if name.startswith('cuda') and not torch.cuda.is_available():
+        raise GuardError(
+            f'--device {name}: no CUDA device is visible (torch.cuda.is_available() '
+            'is False); use --device cpu, or --device auto to take CUDA when present')
+    if name != 'cpu' and not name.startswith('cuda'):
+        raise GuardError(f'--device must be cpu, cuda or auto, but got {name!r}')
+    return torch.device(name)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f'{type(exc).__name__}: {text[0] if text else ""}'.rstrip(': ')
+
+
+def load_config(path: Path, cfg_options: dict[str, Any] | None = None,
+                import_paths: list[str] | None = None) -> Config:
+    """Read an MMEngine config, honouring ``custom_imports`` and overrides."""
+    for folder in reversed(import_paths or []):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f'config {path} does not exist or is not a file')
+    try:
+        path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f'config {path} cannot be read: {exc.strerror}') from exc
+    _make_mmaction_importable()
+    try:
+        cfg = Config.fromfile(str(path))
+    except ImportError as exc:
+        raise ConfigError(
+            f'config {path}: custom_imports failed ({_one_line(exc)}); install the '
+            'module or pass its folder with --import-path') from exc
+    except Exception as exc:  # a config is arbitrary Python: any error is the user's
+        raise ConfigError(f'config {path} cannot be parsed: {_one_line(exc)}') from exc
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if 'model' not in cfg or not isinstance(cfg.model, dict):
+        raise ConfigError(f'config {path} has no `model` dict to build')
+    return cfg
+
+
+def _make_mmaction_importable() -> None:
+    from epam.compat import ensure_mmaction_models_importable
+
+    ensure_mmaction_models_importable()
+
+
+def build_model(cfg: Config, device: torch.device) -> nn.Module:
+    """Build ``cfg.model`` through MMAction2's registry, init it and move it."""
+    from mmaction.registry import MODELS
+    from mmengine.registry import init_default_scope
+
+    init_default_scope(cfg.get('default_scope', 'mmaction'))
+    try:
+        model = MODELS.build(cfg.model)
+    except KeyError as exc:
+        message = str(exc.args[0]) if exc.args else str(exc)
+        if 'is not in the' in message:
+            missing = message.split(' is not in the')[0].strip('\'" ')
+            raise ConfigError(
+                f'model type {missing!r} is not registered in MMAction2\'s MODELS registry: '
+                'the module that defines it was not imported; add it to the config, '
+                f"e.g. custom_imports = dict(imports=['your_package'])") from exc
+        raise ConfigError(f'the model cannot be built: KeyError: {message}') from exc
+    except Exception as exc:
+        raise ConfigError(f'the model cannot be built: {_one_line(exc)}') from exc
+    if hasattr(model, 'init_weights'):
+        model.init_weights()
+    return model.to(device)
+
+
+def label_hierarchy(cfg: Config, model: nn.Module) -> Any:
+    """The fine->coarse hierarchy the config defines (the one source of CONTRACT §5).
+
+    Taken from the config's ``model.hierarchy`` so that a model which builds
+    a different mapping of its own is caught, not trusted.
+    """
+    from epam.hierarchy import LabelHierarchy
+
+    spec = cfg.model.get('hierarchy')
+    if spec is None:
+        return LabelHierarchy.default()
+    return LabelHierarchy(**spec) if isinstance(spec, dict) else spec
+
+
+def seed_everything(seed: int) -> None:
+    from mmengine.runner.utils import set_random_seed
+
+    set_random_seed(seed, deterministic=False)
+
+
+@dataclass
+class GuardContext:
+    """Everything a check needs. Build it with :func:`build_context`."""
+
+    settings: GuardSettings
+    cfg: Config
+    model: nn.Module
+    device: torch.device
+    recipe: BatchRecipe
+    hierarchy: Any
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def fresh_model(self) -> nn.Module:
+        """A new model from the same config and seed (for checks that must mutate)."""
+        seed_everything(self.settings.seed)
+        return build_model(self.cfg, self.device)
+
+
+def build_context(settings: GuardSettings) -> GuardContext:
+    """Load, validate sizes (before any forward pass), build and seed."""
+    import time
+
+    start = time.perf_counter()
+    device = resolve_device(settings.device)
+    cfg = load_config(settings.config, settings.cfg_options, settings.import_paths)
+    recipe = recipe_from_config(cfg, settings.size, settings.batch_size, settings.views,
+                                settings.seed)
+    loaded = time.perf_counter()
+    seed_everything(settings.seed)
+    model = build_model(cfg, device)
+    built = time.perf_counter()
+    hierarchy = label_hierarchy(cfg, model)
+    return GuardContext(settings, cfg, model, device, recipe, hierarchy,
+                        {'config': loaded - start, 'build': built - loaded})

@@ -1,0 +1,94 @@
+"""Run checks in isolation: one's exception or hang never stops the others.
+
+Each check runs in a worker thread bounded by the settings' timeout, on a
+model whose parameters, buffers and gradients are restored afterwards, so
+checks cannot leak state into each other. A check that raises becomes an
+``error`` result for that check alone; one that hangs becomes an ``error``
+saying so, and the checks after it get a freshly built model.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from typing import Iterable
+
+import torch
+
+from .checks import CHECKS, Check
+from .context import GuardContext
+from .errors import GuardError
+from .result import CheckResult, Status
+
+
+def select_checks(only: Iterable[str] | None = None,
+                  skip: Iterable[str] | None = None,
+                  available: dict[str, Check] | None = None) -> list[str]:
+    """Names to run, in registry order; unknown names are a :class:`GuardError`."""
+    available = CHECKS if available is None else available
+    only, skip = list(only or []), list(skip or [])
+    unknown = [name for name in only + skip if name not in available]
+    if unknown:
+        raise GuardError(f'unknown check(s) {", ".join(unknown)}; choose from '
+                         f'{", ".join(available)}')
+    return [name for name in available if (not only or name in only) and name not in skip]
+
+
+def _error(name: str, exc: BaseException) -> CheckResult:
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f' at {frames[-1].filename.rsplit("/", 1)[-1]}:{frames[-1].lineno}' if frames else ''
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ''
+    return CheckResult(name, Status.ERROR, f'{type(exc).__name__}: {first}{where}'.strip(),
+                       details={'traceback': traceback.format_exception(exc)[-6:]})
+
+
+class _Worker(threading.Thread):
+    def __init__(self, check: Check, ctx: GuardContext) -> None:
+        super().__init__(daemon=True)
+        self.check, self.ctx = check, ctx
+        self.result: CheckResult | None = None
+        self.exc: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.result = self.check(self.ctx)
+        except BaseException as exc:  # reported as this check's error, never re-raised
+            self.exc = exc
+
+
+def run_check(ctx: GuardContext, name: str, check: Check) -> CheckResult:
+    """Run one check with state restored afterwards and a time bound."""
+    saved = {k: v.detach().clone() for k, v in ctx.model.state_dict().items()}
+    start = time.perf_counter()
+    worker = _Worker(check, ctx)
+    worker.start()
+    worker.join(ctx.settings.timeout)
+    seconds = time.perf_counter() - start
+    if worker.is_alive():
+        # The thread cannot be killed; leave it the old model and go on with a new one.
+        ctx.model = ctx.fresh_model()
+        return CheckResult(name, Status.ERROR,
+                           f'did not finish within {ctx.settings.timeout:g} s (hung?); the '
+                           'other checks ran on a fresh model', seconds=seconds)
+    ctx.model.load_state_dict(saved)
+    ctx.model.zero_grad(set_to_none=True)
+    ctx.model.eval()
+    if worker.exc is not None:
+        result = _error(name, worker.exc)
+    elif not isinstance(worker.result, CheckResult):
+        result = CheckResult(name, Status.ERROR,
+                             f'returned {type(worker.result).__name__}, not a CheckResult')
+    else:
+        result = worker.result
+    result.seconds = seconds
+    return result
+
+
+def run_checks(ctx: GuardContext, names: Iterable[str] | None = None,
+               available: dict[str, Check] | None = None) -> list[CheckResult]:
+    """Run the named checks (all by default) in order and return their results."""
+    available = CHECKS if available is None else available
+    names = list(available) if names is None else list(names)
+    cuda = [torch.cuda.current_device()] if ctx.device.type == 'cuda' else []
+    with torch.random.fork_rng(devices=cuda):  # the guard leaves the caller's RNG as it was
+        return [run_check(ctx, name, available[name]) for name in names]

@@ -1,0 +1,205 @@
+"""Record who called what with which arguments, without editing the model.
+
+Modules are observed through forward pre-hooks and forward hooks (both with
+keyword arguments); the head's ``forward``/``loss``/``predict`` and the
+recognizer's ``extract_feat`` are observed by instance-level wrappers around
+the real bound methods, removed on exit. A call is recorded *before* it runs,
+so a call that raises (the seed defect's ``TypeError``) is still evidence.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import torch
+from torch import nn
+
+
+@dataclass
+class Call:
+    """One observed call: where, which method, with what, giving what."""
+
+    index: int
+    module: str
+    method: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    bound: dict[str, Any] | None
+    output: Any = None
+    error: str | None = None
+    depth: int = 0
+
+    def argument(self, name: str, position: int | None = None) -> Any:
+        """An argument by name (from the bound signature) or by raw position."""
+        if self.bound is not None and name in self.bound:
+            return self.bound[name]
+        if name in self.kwargs:
+            return self.kwargs[name]
+        if position is not None and position < len(self.args):
+            return self.args[position]
+        return None
+
+    def tensors(self) -> Iterator[tuple[str, torch.Tensor]]:
+        """Every tensor argument with its name (``args[i]`` when unnamed)."""
+        named = self.bound if self.bound is not None else {
+            **{f'args[{i}]': a for i, a in enumerate(self.args)}, **self.kwargs}
+        for name, value in named.items():
+            if isinstance(value, torch.Tensor):
+                yield name, value
+
+
+def _bind(func: Callable[..., Any], args: tuple, kwargs: dict) -> dict[str, Any] | None:
+    try:
+        bound = inspect.signature(func).bind(*args, **kwargs)
+    except (TypeError, ValueError):
+        return None
+    arguments = dict(bound.arguments)
+    # Flatten **kwargs so `gt=` passed into a catch-all still shows up by name.
+    for name, param in inspect.signature(func).parameters.items():
+        if param.kind is param.VAR_KEYWORD and name in arguments:
+            arguments.update(arguments.pop(name))
+    return arguments
+
+
+def default_targets(model: nn.Module) -> dict[str, nn.Module]:
+    """The modules worth recording: backbone and its parts, the head's losses."""
+    targets: dict[str, nn.Module] = {}
+    backbone = getattr(model, 'backbone', None)
+    if isinstance(backbone, nn.Module):
+        targets['backbone'] = backbone
+        for name, child in backbone.named_children():
+            targets[f'backbone.{name}'] = child
+    head = getattr(model, 'cls_head', None)
+    if isinstance(head, nn.Module):
+        for name, module in head.named_modules():
+            if name and type(module).__name__.endswith('Loss'):
+                targets[f'cls_head.{name}'] = module
+    return targets
+
+
+class CallRecorder:
+    """Context manager that records calls into a model, in order.
+
+    Args:
+        model: the recognizer.
+        modules: dotted name -> module to observe with hooks (default:
+            :func:`default_targets`).
+        methods: ``(dotted owner, method)`` pairs wrapped at instance level.
+    """
+
+    METHODS = (('', 'extract_feat'), ('cls_head', 'forward'), ('cls_head', 'loss'),
+               ('cls_head', 'predict'))
+
+    def __init__(self, model: nn.Module, modules: dict[str, nn.Module] | None = None,
+                 methods: tuple[tuple[str, str], ...] = METHODS) -> None:
+        self.model = model
+        self.modules = default_targets(model) if modules is None else modules
+        self.methods = methods
+        self.calls: list[Call] = []
+        self._handles: list[Any] = []
+        self._wrapped: list[tuple[Any, str]] = []
+        self._open: list[Call] = []
+
+    # -------------------------------------------------------------- queries
+    def of(self, module: str, method: str = 'forward') -> list[Call]:
+        return [c for c in self.calls if c.module == module and c.method == method]
+
+    def under(self, prefix: str) -> list[Call]:
+        return [c for c in self.calls if c.module.startswith(prefix)]
+
+    # -------------------------------------------------------------- recording
+    def _start(self, module: str, method: str, func: Callable[..., Any],
+               args: tuple, kwargs: dict) -> Call:
+        call = Call(len(self.calls), module, method, args, dict(kwargs),
+                    _bind(func, args, kwargs), depth=len(self._open))
+        self.calls.append(call)
+        self._open.append(call)
+        return call
+
+    def _finish(self, call: Call, output: Any = None, error: BaseException | None = None) -> None:
+        call.output = output
+        if error is not None:
+            call.error = f'{type(error).__name__}: {error}'
+        if call in self._open:
+            # Unwind calls that raised inside (no forward hook fired for them).
+            while self._open and self._open[-1] is not call:
+                self._open.pop()
+            self._open.pop()
+
+    def _hook(self, name: str, module: nn.Module) -> None:
+        def pre(mod: nn.Module, args: tuple, kwargs: dict) -> None:
+            self._start(name, 'forward', mod.forward, args, kwargs)
+
+        def post(mod: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+            for call in reversed(self._open):
+                if call.module == name:
+                    self._finish(call, output)
+                    break
+
+        self._handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
+        self._handles.append(module.register_forward_hook(post, with_kwargs=True))
+
+    def _wrap(self, owner_name: str, method: str) -> None:
+        owner = self.model.get_submodule(owner_name) if owner_name else self.model
+        original = getattr(owner, method, None)
+        if original is None:
+            return
+        label = owner_name or 'recognizer'
+
+        @functools.wraps(original)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            call = self._start(label, method, original, args, kwargs)
+            try:
+                output = original(*args, **kwargs)
+            except BaseException as exc:
+                self._finish(call, error=exc)
+                raise
+            self._finish(call, output)
+            return output
+
+        # An instance attribute shadows the class's method for `self.x()` and
+        # for `module(...)` alike; deleting it restores the real method.
+        setattr(owner, method, wrapper)
+        self._wrapped.append((owner, method))
+
+    def __enter__(self) -> CallRecorder:
+        try:
+            for owner, method in self.methods:
+                if not owner or _has_submodule(self.model, owner):
+                    self._wrap(owner, method)
+            for name, module in self.modules.items():
+                self._hook(name, module)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for handle in self._handles:
+            handle.remove()
+        for owner, method in self._wrapped:
+            if method in vars(owner):
+                delattr(owner, method)
+        self._handles.clear()
+        self._wrapped.clear()
+
+
+def _has_submodule(model: nn.Module, name: str) -> bool:
+    try:
+        model.get_submodule(name)
+    except AttributeError:
+        return False
+    return True
+
+
+def record(model: nn.Module, run: Callable[[], Any],
+           modules: dict[str, nn.Module] | None = None) -> tuple[CallRecorder, Any, str | None]:
+    """Run ``run()`` under a recorder; returns (recorder, result, error line or None)."""
+    with CallRecorder(model, modules) as recorder:
+        try:
+            result = run()
+        except Exception as exc:  # the failure itself is evidence
+            return recorder, None, f'{type(exc).__name__}: {exc}'
+    return recorder, result, None
