@@ -148,10 +148,10 @@ def label_hierarchy(cfg: Config, model: nn.Module) -> Any:
     """
     from epam.hierarchy import LabelHierarchy
 
-    spec = cfg.model.get('hierarchy')
-    if spec is None:
-        return LabelHierarchy.default()
-    return LabelHierarchy(**spec) if isinstance(spec, dict) else spec
+    try:
+        return LabelHierarchy.build(cfg.model.get('hierarchy'))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f'model.hierarchy is unusable: {exc}') from exc
 
 
 def seed_everything(seed: int) -> None:
