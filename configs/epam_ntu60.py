@@ -2,8 +2,12 @@
 # guided by a pose heat-map stream (48x56x56), with a hierarchical
 # (60 fine / 8 coarse) classification head.
 #
-# Data locations are plain variables; override them without editing this file:
-#   --cfg-options data_root=/data/nturgbd_videos/ ann_file=/data/ntu60_2d.pkl
+# Data locations are plain variables (data_root, ann_file). MMEngine resolves
+# them when it parses this file, so on the command line override the keys that
+# use them, for each of train/val/test_dataloader:
+#   --cfg-options train_dataloader.dataset.ann_file=/data/ntu60_2d.pkl \
+#                 train_dataloader.dataset.data_prefix.video=/data/nturgbd_videos/ ...
+# (`python -m fixtures OUT_DIR` prints the full set for its synthetic data.)
 custom_imports = dict(imports=['epam'], allow_failed_imports=False)
 default_scope = 'mmaction'
 

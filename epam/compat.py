@@ -9,6 +9,11 @@ the folder) is never shadowed.
 
 The placeholder ``DRN`` is registered under MMAction2's own name so a config
 that asks for it gets a clear error instead of a confusing registry miss.
+
+MMAction2 1.2.0 also predates NumPy 2: ``MMCompact`` (in every pose pipeline of
+the training config) reads ``np.Inf``, which NumPy 2 removed, so the first data
+item of a training run dies with ``AttributeError``. The alias is restored, and
+only when it is missing.
 """
 from __future__ import annotations
 
@@ -59,12 +64,30 @@ def drn_is_missing() -> bool:
     return True
 
 
+def ensure_numpy_aliases() -> bool:
+    """Restore ``np.Inf`` (read by MMAction2 1.2.0's ``MMCompact``) on NumPy 2.
+
+    Returns:
+        bool: True when the alias was added by this call.
+    """
+    import numpy as np
+
+    if hasattr(np, 'Inf'):
+        return False
+    np.Inf = np.inf  # type: ignore[attr-defined]
+    return True
+
+
 def ensure_mmaction_models_importable() -> bool:
     """Install the ``DRN`` placeholder if, and only if, MMAction2 lacks it.
+
+    Also restores the NumPy aliases MMAction2 1.2.0 reads
+    (:func:`ensure_numpy_aliases`).
 
     Returns:
         bool: True when the placeholder was installed by this call.
     """
+    ensure_numpy_aliases()
     if not drn_is_missing():
         return False
     package = types.ModuleType(DRN_MODULE)
