@@ -52,10 +52,9 @@ def _import_stack() -> float:
     start = time.perf_counter()
     import torch  # noqa: F401
 
-    from epam.compat import ensure_mmaction_models_importable
+    from .context import make_mmaction_importable
 
-    ensure_mmaction_models_importable()
-    import mmaction.models  # noqa: F401
+    make_mmaction_importable()
     return time.perf_counter() - start
 
 

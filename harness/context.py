@@ -7,10 +7,13 @@ diagnosis, never a bare traceback.
 """
 from __future__ import annotations
 
+import logging
 import sys
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from mmengine.config import Config
@@ -94,7 +97,7 @@ def load_config(path: Path, cfg_options: dict[str, Any] | None = None,
         path.read_bytes()
     except OSError as exc:
         raise ConfigError(f'config {path} cannot be read: {exc.strerror}') from exc
-    _make_mmaction_importable()
+    make_mmaction_importable()
     try:
         cfg = Config.fromfile(str(path))
     except ImportError as exc:
@@ -110,10 +113,29 @@ def load_config(path: Path, cfg_options: dict[str, Any] | None = None,
     return cfg
 
 
-def _make_mmaction_importable() -> None:
-    from epam.compat import ensure_mmaction_models_importable
+def make_mmaction_importable() -> None:
+    """Apply the MMAction2 1.2.0 shim and import its models (registering them)."""
+    with warnings.catch_warnings():
+        # mmcv-lite has no compiled ops; MMAction2 imports one it never uses here.
+        warnings.filterwarnings('ignore', message='Fail to import ``MultiScaleDeformableAttention')
+        from epam.compat import ensure_mmaction_models_importable
 
-    ensure_mmaction_models_importable()
+        ensure_mmaction_models_importable()
+        import mmaction.models  # noqa: F401
+
+
+@contextmanager
+def quiet_mmengine(level: int = logging.WARNING) -> Iterator[None]:
+    """Hide MMEngine's per-parameter init reports; warnings still show."""
+    from mmengine.logging import MMLogger
+
+    logger = MMLogger.get_current_instance()
+    previous = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
 
 
 def build_model(cfg: Config, device: torch.device) -> nn.Module:
@@ -123,7 +145,8 @@ def build_model(cfg: Config, device: torch.device) -> nn.Module:
 
     init_default_scope(cfg.get('default_scope', 'mmaction'))
     try:
-        model = MODELS.build(cfg.model)
+        with quiet_mmengine():
+            model = MODELS.build(cfg.model)
     except KeyError as exc:
         message = str(exc.args[0]) if exc.args else str(exc)
         if 'is not in the' in message:
@@ -136,7 +159,8 @@ def build_model(cfg: Config, device: torch.device) -> nn.Module:
     except Exception as exc:
         raise ConfigError(f'the model cannot be built: {_one_line(exc)}') from exc
     if hasattr(model, 'init_weights'):
-        model.init_weights()
+        with quiet_mmengine():
+            model.init_weights()
     return model.to(device)
 
 

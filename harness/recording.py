@@ -51,15 +51,24 @@ class Call:
 
 
 def _bind(func: Callable[..., Any], args: tuple, kwargs: dict) -> dict[str, Any] | None:
+    """Arguments by parameter name; ``*args``/``**kwargs`` catch-alls are flattened.
+
+    So ``gt=`` passed into a ``**kwargs`` still shows up as ``gt``, and the
+    target given to ``BaseWeightedLoss.forward(*args)`` as ``args[1]``.
+    """
     try:
-        bound = inspect.signature(func).bind(*args, **kwargs)
+        signature = inspect.signature(func)
+        arguments = dict(signature.bind(*args, **kwargs).arguments)
     except (TypeError, ValueError):
         return None
-    arguments = dict(bound.arguments)
-    # Flatten **kwargs so `gt=` passed into a catch-all still shows up by name.
-    for name, param in inspect.signature(func).parameters.items():
-        if param.kind is param.VAR_KEYWORD and name in arguments:
+    for name, param in signature.parameters.items():
+        if name not in arguments:
+            continue
+        if param.kind is param.VAR_KEYWORD:
             arguments.update(arguments.pop(name))
+        elif param.kind is param.VAR_POSITIONAL:
+            arguments.update({f'{name}[{i}]': value
+                              for i, value in enumerate(arguments.pop(name))})
     return arguments
 
 

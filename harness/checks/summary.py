@@ -27,8 +27,9 @@ def parameter_table(ctx: GuardContext) -> dict[str, Any]:
     model.eval()
     data = preprocess(model, make_batch(ctx.recipe, views=1), False)
     with torch.no_grad():
-        stats = summary(model, input_data={'inputs': data['inputs'], 'data_samples': None},
-                        depth=2, verbose=0, device=ctx.device)
+        # Extra keywords go to the recognizer's forward: stage='head' runs the head too.
+        stats = summary(model, input_data=[data['inputs']], stage='head', depth=2,
+                        verbose=0, device=ctx.device)
     parts: dict[str, dict[str, int]] = {}
     for layer in stats.summary_list:
         if layer.depth == 1 or (layer.depth == 2 and layer.parent_info is not None

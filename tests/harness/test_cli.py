@@ -1,0 +1,81 @@
+"""The ``epam-guard`` command line: exit codes, rows, JSON, one-line diagnoses."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.cli import EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE, main
+
+FAST = ['--batch-size', '2', '--only', 'structure,routing']
+
+
+def test_check_passes_on_the_default_config(capsys, tmp_path):
+    out = tmp_path / 'results.json'
+    assert main(['check', *FAST, '--json', str(out)]) == EXIT_OK
+    printed = capsys.readouterr().out
+    assert 'PASS  structure' in printed and 'PASS  routing' in printed
+    assert '2 passed, 0 failed' in printed
+    payload = json.loads(out.read_text())
+    assert [r['name'] for r in payload['results']] == ['structure', 'routing']
+    assert all(r['status'] == 'pass' for r in payload['results'])
+    assert set(payload['timings']) >= {'imports', 'config', 'build', 'checks', 'total'}
+
+
+def test_missing_config_is_a_one_line_diagnosis(capsys, tmp_path):
+    assert main(['check', str(tmp_path / 'nope.py')]) == EXIT_UNUSABLE
+    err = capsys.readouterr().err.strip()
+    assert err.count('\n') == 0
+    assert 'nope.py does not exist' in err
+
+
+def test_unknown_check_name(capsys):
+    assert main(['check', '--only', 'structure,bogus']) == EXIT_UNUSABLE
+    err = capsys.readouterr().err
+    assert 'unknown check(s) bogus' in err and 'structure' in err
+
+
+def test_cuda_without_a_gpu(capsys):
+    torch = pytest.importorskip('torch')
+    if torch.cuda.is_available():
+        pytest.skip('a CUDA device is visible here')
+    assert main(['check', '--device', 'cuda']) == EXIT_UNUSABLE
+    assert 'no CUDA device is visible' in capsys.readouterr().err
+
+
+def test_bad_cfg_option(capsys):
+    assert main(['check', '--cfg-options', 'no_equals_sign']) == EXIT_UNUSABLE
+    assert 'KEY=VALUE' in capsys.readouterr().err
+
+
+def test_failed_check_exits_1(capsys):
+    # lr=0: the optimizer step cannot lower the loss, so train_step must fail.
+    code = main(['check', '--batch-size', '2', '--only', 'train_step',
+                 '--cfg-options', 'optim_wrapper.optimizer.lr=0.0'])
+    assert code == EXIT_FAILED
+    assert 'FAIL  train_step' in capsys.readouterr().out
+
+
+def test_trace_shows_where_the_labels_go(capsys):
+    assert main(['trace', '--batch-size', '2']) == EXIT_OK
+    printed = capsys.readouterr().out
+    loss, predict = printed.split('\n\npredict mode')
+    assert 'backbone.forward(' in loss and 'gt=[0, 23] (int64, cpu)  <- labels' in loss
+    assert '<- coarse labels' in loss
+    assert 'cls_head.loss(feats=' in loss
+    assert '<- labels' not in predict
+
+
+def test_summary_prints_parts(capsys):
+    assert main(['summary']) == EXIT_OK
+    printed = capsys.readouterr().out
+    for part in ('backbone.rgb_stream', 'backbone.pose_stream', 'cls_head', 'total'):
+        assert part in printed
+
+
+def test_default_config_is_packaged():
+    from harness.context import default_config_path
+
+    path = default_config_path()
+    assert path.name == 'epam_ntu60.py' and Path(path).is_file()
