@@ -8,6 +8,7 @@ label outside ``[0, num_classes)`` is rejected with an error naming it.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -18,6 +19,10 @@ from ..result import CheckResult, Finding, conclude
 from .common import Pass, coarse_of, integer_targets, run_pass, show
 
 Targets = list[tuple[str, torch.Tensor]]
+
+#: At least this many samples, so the labels span most coarse groups and a
+#: second fine->coarse mapping cannot agree with the hierarchy by chance.
+MIN_SAMPLES = 8
 
 
 def loss_targets(run: Pass) -> Targets:
@@ -84,6 +89,8 @@ def _out_of_range(ctx: GuardContext, findings: list[Finding]) -> dict[str, Any]:
 def check(ctx: GuardContext) -> CheckResult:
     """Targets equal labels or hierarchy(labels), per sample, and bad labels are rejected."""
     findings: list[Finding] = []
+    size = max(ctx.recipe.batch_size, MIN_SAMPLES)
+    ctx = replace(ctx, recipe=replace(ctx.recipe, batch_size=size))
     run = run_pass(ctx, 'loss')
     targets = loss_targets(run)
     if run.error:
@@ -96,7 +103,6 @@ def check(ctx: GuardContext) -> CheckResult:
     for kind in ('fine', 'coarse'):
         if targets and kind not in kinds:
             findings.append(Finding('5', f'no loss received the {kind} labels'))
-    size = len(run.batch['data_samples'])
     if targets and not findings:
         _consistent(ctx, targets, list(reversed(range(size))), 'reversing the batch', findings)
         if size > 1:

@@ -1,0 +1,200 @@
+"""Deliberately broken EPAM variants, registered under test-only names.
+
+Each is a small subclass of the reference model with one defect of the family
+the guard exists for. ``BROKEN`` maps a variant to the config overrides that
+select it. Importing this module registers them (once).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from mmaction.registry import MODELS
+
+from epam.backbone import EPAMBackbone
+from epam.head import EPAMHierarchicalHead
+from epam.hierarchy import labels_from_samples
+from epam.recognizer import EPAMRecognizer
+
+
+def _register(cls: type) -> type:
+    if cls.__name__ not in MODELS.module_dict:
+        MODELS.register_module(module=cls)
+    return cls
+
+
+def _flatten(inputs: dict) -> tuple[torch.Tensor, torch.Tensor, int]:
+    imgs, heat = inputs['imgs'], inputs['heatmap_imgs']
+    return imgs.flatten(0, 1), heat.flatten(0, 1), imgs.shape[1]
+
+
+# ------------------------------------------------------------ the seed defect
+@_register
+class GuardTestTwoFeatureBackbone(EPAMBackbone):
+    """Returns ``(x_rgb, x_pose)`` only and takes no labels."""
+
+    def forward(self, imgs, heatmap_imgs):  # type: ignore[override]
+        x_rgb, x_pose, *_ = super().forward(imgs, heatmap_imgs)
+        return x_rgb, x_pose
+
+
+@_register
+class GuardTestLabelsToHeadRecognizer(EPAMRecognizer):
+    """Pushes ``gt``/``gt_coarse`` into ``cls_head.loss`` as keyword arguments."""
+
+    def extract_feat(self, inputs, stage='backbone', data_samples=None, test_mode=False):
+        imgs, heat, views = _flatten(inputs)
+        feats = self.backbone(imgs, heat)
+        if test_mode or data_samples is None:
+            return feats, {}
+        gt = labels_from_samples(data_samples, imgs.device).repeat_interleave(views)
+        return feats, dict(gt=gt, gt_coarse=self.hierarchy(gt))
+
+
+@_register
+class GuardTestPermissiveHead(EPAMHierarchicalHead):
+    """Like MMAction2's ``BaseHead.loss``: forwards any keyword arguments to ``forward``."""
+
+    def loss(self, feats, data_samples, **kwargs):
+        scores = self(feats, **kwargs)
+        return {'rgb_loss_cls': self.loss_cls(scores['rgb'], labels_from_samples(data_samples))}
+
+
+# ------------------------------------------------------------ structure
+@_register
+class GuardTestAliasBackbone(EPAMBackbone):
+    """Returns ``x_rgb`` itself as ``x_rgb1``: the FR loss sees the guided features."""
+
+    def forward(self, imgs, heatmap_imgs, gt=None, gt_coarse=None):
+        x_rgb, x_pose, _, x_pose1, gt, gt_coarse = super().forward(imgs, heatmap_imgs, gt,
+                                                                   gt_coarse)
+        return x_rgb, x_pose, x_rgb, x_pose1, gt, gt_coarse
+
+
+@_register
+class GuardTestNoEchoBackbone(EPAMBackbone):
+    """Returns ``gt`` where ``gt_coarse`` belongs."""
+
+    def forward(self, imgs, heatmap_imgs, gt=None, gt_coarse=None):
+        out = super().forward(imgs, heatmap_imgs, gt, gt_coarse)
+        return (*out[:5], gt)
+
+
+@_register
+class GuardTestFourScoreHead(EPAMHierarchicalHead):
+    """Puts the coarse scores into ``pred_score`` too: AccMetric drops RGBPose_1:1."""
+
+    def predict_by_feat(self, cls_scores, data_samples):
+        samples = super().predict_by_feat(cls_scores, data_samples)
+        for sample in samples:
+            coarse = sample.pred_coarse_score
+            sample.set_field({**sample.pred_score, 'rgb_coarse': coarse['rgb'],
+                              'pose_coarse': coarse['pose']}, 'pred_score')
+        return samples
+
+
+# ------------------------------------------------------------ routing
+@_register
+class GuardTestInferenceLabelsRecognizer(EPAMRecognizer):
+    """``predict`` copied from ``loss``: the labels reach the backbone at inference."""
+
+    def predict(self, inputs, data_samples, **kwargs):
+        feats, _ = self.extract_feat(inputs, data_samples=data_samples)
+        return self.cls_head.predict(feats, data_samples)
+
+
+# ------------------------------------------------------------ labels
+def _relabel(data_samples: list, labels: torch.Tensor) -> list:
+    samples = [sample.clone() for sample in data_samples]
+    for sample, label in zip(samples, labels.tolist()):
+        sample.set_gt_label(label)
+    return samples
+
+
+@_register
+class GuardTestRebasingHead(EPAMHierarchicalHead):
+    """Guesses 1-based annotations per batch: subtract 1 if the batch minimum is >= 1."""
+
+    def loss(self, feats, data_samples, **kwargs):
+        labels = labels_from_samples(data_samples, feats[0].device)
+        if labels.min() >= 1:
+            gt = feats[4] - 1
+            feats = (*feats[:4], gt, self._require_hierarchy()(gt))
+            data_samples = _relabel(data_samples, labels - 1)
+        return super().loss(feats, data_samples, **kwargs)
+
+
+@_register
+class GuardTestOwnMappingHead(EPAMHierarchicalHead):
+    """Derives coarse targets with a mapping of its own (``label // 8``)."""
+
+    def loss(self, feats, data_samples, **kwargs):
+        return super().loss((*feats[:5], feats[4] // 8), data_samples, **kwargs)
+
+
+@_register
+class GuardTestClampingRecognizer(EPAMRecognizer):
+    """'Cleans' out-of-range labels by clamping them into range, in the samples too."""
+
+    def extract_feat(self, inputs, stage='backbone', data_samples=None, test_mode=False):
+        if data_samples is not None and not test_mode:
+            labels = labels_from_samples(data_samples)
+            clamped = labels.clamp(0, self.hierarchy.num_classes - 1)
+            for sample, label in zip(data_samples, clamped.tolist()):
+                sample.set_gt_label(label)
+        return super().extract_feat(inputs, stage, data_samples, test_mode)
+
+
+# ------------------------------------------------------------ state
+@_register
+class GuardTestSelfTrainingHead(EPAMHierarchicalHead):
+    """Updates its prototype memories from its own predictions at inference."""
+
+    def forward(self, x):
+        scores = super().forward(x)
+        if not self.training:
+            with torch.no_grad():
+                self._update_prototypes(self.rgb_prototypes, self._pool(x[2]),
+                                        scores['rgb'].argmax(1))
+        return scores
+
+
+@_register
+class GuardTestInPlaceRecognizer(EPAMRecognizer):
+    """Flattens (N, V) by rewriting the caller's dict, as MMRecognizer3D does."""
+
+    def extract_feat(self, inputs, stage='backbone', data_samples=None, test_mode=False):
+        for key in ('imgs', 'heatmap_imgs'):
+            inputs[key] = inputs[key].flatten(0, 1).unsqueeze(1)
+        return super().extract_feat(inputs, stage, data_samples, test_mode)
+
+
+@_register
+class GuardTestNaNHead(EPAMHierarchicalHead):
+    """A classification loss that is NaN."""
+
+    def loss(self, feats, data_samples, **kwargs):
+        losses = super().loss(feats, data_samples, **kwargs)
+        losses['pose_loss_cls'] = losses['pose_loss_cls'] * float('nan')
+        return losses
+
+
+@_register
+class GuardTestFrozenPoseBackbone(EPAMBackbone):
+    """Freezes the whole pose stream (a misread ``frozen_stages``)."""
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        self.pose_stream.requires_grad_(False)
+
+
+def overrides(recognizer: str | None = None, backbone: str | None = None,
+              head: str | None = None) -> dict[str, Any]:
+    """``--cfg-options`` that swap in the given variant types."""
+    chosen = {'model.type': recognizer, 'model.backbone.type': backbone,
+              'model.cls_head.type': head}
+    return {key: value for key, value in chosen.items() if value}
+
+
+SEED_DEFECT = overrides('GuardTestLabelsToHeadRecognizer', 'GuardTestTwoFeatureBackbone',
+                        'GuardTestPermissiveHead')
