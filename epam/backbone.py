@@ -83,7 +83,8 @@ def load_stream_weights(stream: nn.Module, path: str, name: str) -> None:
     result = stream.load_state_dict(state, strict=False)
     print_log(f'{name} stream: loaded {len(state) - len(result.unexpected_keys)} '
               f'tensors from {path}', logger='current')
-    for label, keys in (('missing keys', result.missing_keys),
+    missing = [k for k in result.missing_keys if k not in mismatched]
+    for label, keys in (('missing keys', missing),
                         ('unexpected keys', result.unexpected_keys),
                         ('skipped for a shape mismatch', mismatched)):
         if keys:

@@ -221,6 +221,11 @@ class _ShiftX3D(X3D):
             h, w = (h - 1) // stride + 1, (w - 1) // stride + 1
         return torch.Size((n, self.feat_dim, t, h, w))
 
+    def train(self, mode: bool = True) -> _ShiftX3D:
+        """X3D's ``train`` (frozen stages, ``norm_eval``), returning ``self`` as nn.Module does."""
+        super().train(mode)  # X3D.train returns None
+        return self
+
     def forward(self, x: Tensor) -> Tensor:
         """``(N, C_in, T, H, W) -> (N, feat_dim, T, H / total_stride, W / total_stride)``."""
         if x.dim() != 5 or x.shape[1] != self.in_channels:
