@@ -18,10 +18,6 @@ EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
 SHOWN_FINDINGS = 5
 
 
-def _names(text: str) -> list[str]:
-    return [name.strip() for name in text.split(',') if name.strip()]
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='epam-guard',
@@ -35,11 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (check, trace, summary):
         sub.add_argument('config', nargs='?', default=None,
                          help='MMEngine config (default: the packaged configs/epam_ntu60.py)')
-        add_options(sub.add_argument)
-    check.add_argument('--only', type=_names, default=None, metavar='A,B',
-                       help='run only these checks')
-    check.add_argument('--skip', type=_names, default=None, metavar='A,B',
-                       help='skip these checks')
+        add_options(sub.add_argument, exclude=() if sub is check else ('only', 'skip'))
     check.add_argument('--json', type=Path, default=None, metavar='PATH',
                        help='also write the results as JSON to PATH')
     check.add_argument('-v', '--verbose', action='store_true',

@@ -44,6 +44,8 @@ class GuardSettings:
     import_paths: list[str] = field(default_factory=list)
     seed: int = 0
     timeout: float = 300.0
+    only: list[str] = field(default_factory=list)
+    skip: list[str] = field(default_factory=list)
 
     @classmethod
     def from_namespace(cls, ns: Any, prefix: str = '') -> GuardSettings:
@@ -63,6 +65,8 @@ class GuardSettings:
             import_paths=list(get('import_path') or []),
             seed=get('seed'),
             timeout=get('timeout'),
+            only=list(get('only') or []) if hasattr(ns, f'{prefix}only') else [],
+            skip=list(get('skip') or []) if hasattr(ns, f'{prefix}skip') else [],
         )
 
 

@@ -28,6 +28,11 @@ class Option:
         return f'{prefix}{self.name}'.replace('-', '_')
 
 
+def check_names(text: str) -> list[str]:
+    """``'a, b'`` -> ``['a', 'b']`` (for ``--only``/``--skip``)."""
+    return [name.strip() for name in text.split(',') if name.strip()]
+
+
 OPTIONS: tuple[Option, ...] = (
     Option('device', 'device to run on: cpu, cuda or auto (cuda when visible)',
            dict(default='cpu', choices=DEVICES)),
@@ -46,22 +51,26 @@ OPTIONS: tuple[Option, ...] = (
            dict(default=None, action='append', metavar='DIR')),
     Option('seed', 'seed for the model weights and synthetic data',
            dict(default=0, type=int)),
+    Option('only', 'run only these checks (comma-separated names)',
+           dict(default=None, type=check_names, metavar='A,B')),
+    Option('skip', 'skip these checks (comma-separated names)',
+           dict(default=None, type=check_names, metavar='A,B')),
     Option('timeout', 'seconds after which a single check is reported as hung',
            dict(default=300.0, type=float)),
 )
 
 
 def add_options(addoption: Callable[..., Any], prefix: str = '',
-                include: tuple[str, ...] | None = None) -> None:
+                exclude: tuple[str, ...] = ()) -> None:
     """Declare the shared options through ``addoption``.
 
     Args:
         addoption: ``ArgumentParser.add_argument`` or pytest's ``addoption``.
         prefix: prepended to every flag (``'epam-'`` for pytest).
-        include: bare names to declare; all of them when None.
+        exclude: bare names not to declare.
     """
     for option in OPTIONS:
-        if include is None or option.name in include:
+        if option.name not in exclude:
             addoption(option.flag(prefix), dest=option.dest(prefix), help=option.help,
                       **option.kwargs)
 

@@ -97,12 +97,15 @@ def _epam_results_cache() -> dict[int, dict[str, Any]]:
 @pytest.fixture
 def epam_results(epam_context: Any, _epam_results_cache: dict[int, dict[str, Any]]
                  ) -> dict[str, Any]:
-    """name -> CheckResult of every check, run once per context and session."""
-    from .engine import run_checks
+    """name -> CheckResult of the checks (``--epam-only``/``--epam-skip``), run once
+    per context and session."""
+    from .engine import run_checks, select_checks
 
     key = id(epam_context)
     if key not in _epam_results_cache:
-        results = run_checks(epam_context)
+        settings = epam_context.settings
+        names = select_checks(settings.only, settings.skip)
+        results = run_checks(epam_context, names)
         _epam_results_cache[key] = {result.name: result for result in results}
     return _epam_results_cache[key]
 

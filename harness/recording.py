@@ -41,11 +41,20 @@ class Call:
             return self.args[position]
         return None
 
+    def named(self) -> dict[str, Any]:
+        """Arguments by name (``args[i]`` where the signature gives none)."""
+        if self.bound is not None:
+            return {k: v for k, v in self.bound.items() if k != 'self'}
+        return {**{f'args[{i}]': a for i, a in enumerate(self.args)}, **self.kwargs}
+
+    def outline(self) -> str:
+        """``module.method(a, b, c=None)``: argument names, and which ones were None."""
+        names = ', '.join(f'{k}=None' if v is None else k for k, v in self.named().items())
+        return f'{self.module}.{self.method}({names})'
+
     def tensors(self) -> Iterator[tuple[str, torch.Tensor]]:
         """Every tensor argument with its name (``args[i]`` when unnamed)."""
-        named = self.bound if self.bound is not None else {
-            **{f'args[{i}]': a for i, a in enumerate(self.args)}, **self.kwargs}
-        for name, value in named.items():
+        for name, value in self.named().items():
             if isinstance(value, torch.Tensor):
                 yield name, value
 

@@ -34,10 +34,8 @@ def _value(value: Any, fine: torch.Tensor, coarse: torch.Tensor) -> str:
 
 def format_call(call: Call, fine: torch.Tensor, coarse: torch.Tensor) -> str:
     """``module.method(name=shape dtype, ...) -> output`` for one call."""
-    named = call.bound if call.bound is not None else {
-        **{f'args[{i}]': a for i, a in enumerate(call.args)}, **call.kwargs}
     arguments = ', '.join(f'{name}={_value(value, fine, coarse)}'
-                          for name, value in named.items() if name != 'self')
+                          for name, value in call.named().items())
     line = f'{"  " * (call.depth + 1)}{call.module}.{call.method}({arguments})'
     if call.error:
         return f'{line}\n{"  " * (call.depth + 2)}!! {call.error.splitlines()[0]}'

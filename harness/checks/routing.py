@@ -89,8 +89,7 @@ def check(ctx: GuardContext) -> CheckResult:
     for run in runs:
         if run.error and not findings:
             findings.append(Finding('2', f'{run.mode} mode raised {run.error}'))
-    details = {run.mode: [f'{c.module}.{c.method}' for c in run.recorder.calls
-                          if c.depth <= 2] for run in runs}
+    details = {run.mode: [call.outline() for call in run.recorder.calls] for run in runs}
     return conclude('routing', findings,
                     'labels reach the backbone in loss mode only; the head receives no '
                     'extra arguments', {'calls': details})
