@@ -24,8 +24,12 @@ import mmaction.models  # noqa: E402, F401
 from .attention import PoseDrivenAttention, build_pose_attention  # noqa: E402
 from .backbone import EPAMBackbone  # noqa: E402
 from .head import EPAMHierarchicalHead  # noqa: E402
-from .hierarchy import (NTU60_HIERARCHY, LabelHierarchy, LabelRangeError,  # noqa: E402
-                        labels_from_samples)
+from .hierarchy import (  # noqa: E402
+    NTU60_HIERARCHY,
+    LabelHierarchy,
+    LabelRangeError,
+    labels_from_samples,
+)
 from .losses import FeatureRenovationLoss, HierarchyTreeLoss  # noqa: E402
 from .recognizer import EPAMRecognizer  # noqa: E402
 from .streams import PoseXShiftNet, ShiftBlockX3D, XShiftNet  # noqa: E402

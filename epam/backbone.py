@@ -28,9 +28,9 @@ from collections.abc import Mapping
 from typing import Any, Optional
 
 import torch
+from mmaction.registry import MODELS
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
-from mmaction.registry import MODELS
 from torch import Tensor, nn
 
 from .attention import build_pose_attention, check_stream_shapes
@@ -111,9 +111,9 @@ class EPAMBackbone(BaseModule):
                  rgb_stream: Mapping[str, Any],
                  pose_stream: Mapping[str, Any],
                  attention: Mapping[str, Any] = dict(type='spatial_temporal'),  # noqa: B006
-                 rgb_pretrained: Optional[str] = None,
-                 pose_pretrained: Optional[str] = None,
-                 init_cfg: Optional[dict] = None) -> None:
+                 rgb_pretrained: str | None = None,
+                 pose_pretrained: str | None = None,
+                 init_cfg: dict | None = None) -> None:
         super().__init__(init_cfg=init_cfg)
         for name, path in (('rgb_pretrained', rgb_pretrained),
                            ('pose_pretrained', pose_pretrained)):
@@ -156,8 +156,8 @@ class EPAMBackbone(BaseModule):
     def forward(self,
                 imgs: Tensor,
                 heatmap_imgs: Tensor,
-                gt: Optional[Tensor] = None,
-                gt_coarse: Optional[Tensor] = None) -> BackboneOutput:
+                gt: Tensor | None = None,
+                gt_coarse: Tensor | None = None) -> BackboneOutput:
         """``(N, 3, T, H, W)`` frames and ``(N, 17, k*T, H/4, W/4)`` heat maps -> 6-tuple.
 
         Returns:

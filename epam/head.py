@@ -23,7 +23,7 @@ averages of each class's mean L2-normalised feature, updated only in training.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Optional, Union
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -95,8 +95,8 @@ class EPAMHierarchicalHead(BaseHead):
                  loss_fr: dict = dict(type='FeatureRenovationLoss'),  # noqa: B006
                  loss_tree: dict = dict(type='HierarchyTreeLoss'),  # noqa: B006
                  loss_components: Sequence[str] = SCORE_KEYS,
-                 loss_weights: Union[float, Sequence[float]] = (1.0, 1.2, 0.5, 0.9),
-                 dropout: Union[float, Mapping[str, float]] = 0.5,
+                 loss_weights: float | Sequence[float] = (1.0, 1.2, 0.5, 0.9),
+                 dropout: float | Mapping[str, float] = 0.5,
                  init_std: float = 0.01,
                  fr_momentum: float = 0.9,
                  rectify_weight: float = 0.0,
@@ -131,7 +131,7 @@ class EPAMHierarchicalHead(BaseHead):
         self.init_std = init_std
         self.fr_momentum = fr_momentum
         self.rectify_weight = rectify_weight
-        self.hierarchy: Optional[LabelHierarchy] = None
+        self.hierarchy: LabelHierarchy | None = None
 
         self.loss_fr = MODELS.build(loss_fr)
         self.loss_tree = MODELS.build(loss_tree)

@@ -13,7 +13,7 @@ Nothing else defines a mapping (CONTRACT.md section 5).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Optional, Union
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -143,7 +143,7 @@ class LabelHierarchy:
         return tuple(checked)
 
     @classmethod
-    def build(cls, cfg: Union[None, Mapping[str, Any], LabelHierarchy]) -> LabelHierarchy:
+    def build(cls, cfg: None | Mapping[str, Any] | LabelHierarchy) -> LabelHierarchy:
         """A hierarchy from a config dict, an existing one, or NTU-60's when None.
 
         The config is only read, never modified.
@@ -211,7 +211,7 @@ class LabelHierarchy:
 
 
 def labels_from_samples(data_samples: Sequence[Any],
-                        device: Optional[torch.device] = None) -> Tensor:
+                        device: torch.device | None = None) -> Tensor:
     """The fine label of each data sample, as an ``(N,)`` int64 tensor on ``device``.
 
     Reads ``gt_label`` (MMAction2 1.2) and falls back to ``gt_labels.item``

@@ -95,6 +95,8 @@ class HierarchyTreeLoss(BaseWeightedLoss):
         consistency_weight (float): Weight of the agreement term. Default: 1.0.
     """
 
+    membership: Tensor
+
     def __init__(self, loss_weight: float = 0.5, consistency_weight: float = 1.0) -> None:
         super().__init__(loss_weight=loss_weight)
         self.consistency_weight = consistency_weight

@@ -16,7 +16,7 @@ Compared with MMAction2's ``MMRecognizer3D``:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Optional, Union
+from typing import Any
 
 from mmaction.models.recognizers.base import BaseRecognizer
 from mmaction.registry import MODELS
@@ -70,7 +70,7 @@ class EPAMRecognizer(BaseRecognizer):
     def __init__(self,
                  backbone: ConfigType,
                  cls_head: ConfigType,
-                 hierarchy: Union[None, Mapping[str, Any], LabelHierarchy] = None,
+                 hierarchy: None | Mapping[str, Any] | LabelHierarchy = None,
                  neck: OptConfigType = None,
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
@@ -119,7 +119,8 @@ class EPAMRecognizer(BaseRecognizer):
         if not test_mode and data_samples is not None:
             if len(data_samples) * num_views != imgs.shape[0]:
                 raise ValueError(
-                    f'{len(data_samples)} data samples for a batch of {imgs.shape[0] // num_views}')
+                    f'got {len(data_samples)} data samples for a batch of '
+                    f'{imgs.shape[0] // num_views} inputs; loss mode needs one per input')
             gt = labels_from_samples(data_samples, device=imgs.device)
             gt = gt.repeat_interleave(num_views)
             gt_coarse = self.hierarchy(gt)  # validates the range first

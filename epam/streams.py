@@ -17,14 +17,14 @@ branch before the block's first 1x1x1 conv. Neither stream down-samples time.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.utils.checkpoint as cp
-from mmcv.cnn import ConvModule
 from mmaction.models.backbones.resnet_tsm import TemporalShift
 from mmaction.models.backbones.x3d import X3D, BlockX3D
 from mmaction.registry import MODELS
+from mmcv.cnn import ConvModule
 from torch import Tensor, nn
 
 __all__ = ['ShiftBlockX3D', 'XShiftNet', 'PoseXShiftNet', 'temporal_shift_3d']
@@ -111,13 +111,13 @@ class _ShiftX3D(X3D):
                  stem_spatial_stride: int = 2,
                  gamma_b: float = 2.25,
                  shift_div: int = 8,
-                 pretrained: Optional[str] = None,
+                 pretrained: str | None = None,
                  se_style: str = 'half',
-                 se_ratio: Optional[float] = 1 / 16,
+                 se_ratio: float | None = 1 / 16,
                  use_swish: bool = True,
-                 conv_cfg: Optional[dict] = None,
-                 norm_cfg: Optional[dict] = None,
-                 act_cfg: Optional[dict] = None,
+                 conv_cfg: dict | None = None,
+                 norm_cfg: dict | None = None,
+                 act_cfg: dict | None = None,
                  norm_eval: bool = False,
                  with_cp: bool = False,
                  zero_init_residual: bool = True,
@@ -304,7 +304,7 @@ class PoseXShiftNet(_ShiftX3D):
                  in_channels: int = 17,
                  base_channels: int = 24,
                  stage_blocks: Sequence[int] = (5, 11, 7),
-                 spatial_strides: Optional[Sequence[int]] = None,
+                 spatial_strides: Sequence[int] | None = None,
                  gamma_b: float = 2.25,
                  shift_div: int = 8,
                  **kwargs: Any) -> None:

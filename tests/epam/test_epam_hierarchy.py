@@ -6,8 +6,7 @@ import copy
 import pytest
 import torch
 
-from epam.hierarchy import (NTU60_HIERARCHY, LabelHierarchy, LabelRangeError,
-                            labels_from_samples)
+from epam.hierarchy import NTU60_HIERARCHY, LabelHierarchy, LabelRangeError, labels_from_samples
 
 
 @pytest.fixture

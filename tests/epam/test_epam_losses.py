@@ -56,8 +56,8 @@ def test_tree_loss_penalises_mass_outside_the_true_group() -> None:
     labels, coarse = torch.tensor([0]), torch.tensor([0])
     inside = torch.tensor([[0.0, 5.0, 0.0, -5, -5, -5, -5]])   # wrong fine class, right group
     outside = torch.tensor([[0.0, -5, -5, 5.0, -5, -5, -5]])   # wrong group
-    coarse_logits = torch.zeros(1, 3)
-    assert loss(inside, coarse_logits, labels, coarse) < loss(outside, coarse_logits, labels, coarse)
+    flat = torch.zeros(1, 3)
+    assert loss(inside, flat, labels, coarse) < loss(outside, flat, labels, coarse)
 
 
 def test_tree_loss_is_finite_for_extreme_logits_and_has_gradients() -> None:
