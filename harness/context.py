@@ -199,9 +199,11 @@ class GuardContext:
     recipe: BatchRecipe
     hierarchy: Any
     timings: dict[str, float] = field(default_factory=dict)
+    #: Recorded forward passes shared between checks (see checks.common.run_pass).
+    passes: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     def fresh_model(self) -> nn.Module:
-        """A new model from the same config and seed (for checks that must mutate)."""
+        """A new model from the same config and seed."""
         seed_everything(self.settings.seed)
         return build_model(self.cfg, self.device)
 

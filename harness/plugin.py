@@ -42,6 +42,21 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             pytest.skip('no CUDA device is visible (torch.cuda.is_available() is False)')
 
 
+SNAPSHOT_HINT = (
+    'The stored structure under snapshots/<test module>/ is missing, stale or unreadable; '
+    'nothing was overwritten. If the interface change is intended, run '
+    '`pytest --snapshot-update` and review the JSON diff; otherwise the model broke it.')
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == 'call' and report.failed and \
+            'epam_snapshot' in getattr(item, 'fixturenames', ()):
+        report.sections.append(('epam-guard snapshots', SNAPSHOT_HINT))
+
+
 @pytest.fixture(scope='session')
 def epam_settings(pytestconfig: pytest.Config) -> Any:
     """The guard settings from the ``--epam-*`` options."""

@@ -37,8 +37,17 @@ def run_pass(ctx: GuardContext, mode: str, *, batch: dict[str, Any] | None = Non
     """Preprocess a synthetic batch and call the recognizer in ``mode``, recording calls.
 
     ``loss`` runs in train mode with one view; ``predict``/``tensor`` in eval
-    mode with the test pipeline's views unless ``views`` says otherwise.
+    mode with the test pipeline's views unless ``views`` says otherwise. No
+    autograd graph is kept: these passes observe calls and values, and at NTU
+    size a graph would cost gigabytes (``train_step`` does its own backward).
+
+    The default pass of each mode is recorded once per model and recipe and
+    shared by the checks that read it (they only observe it).
     """
+    shared = batch is None and views is None and model is None
+    key = (mode, ctx.recipe, id(ctx.model)) if shared else None
+    if key is not None and key in ctx.passes:
+        return ctx.passes[key]
     model = model or ctx.model
     training = mode == 'loss'
     if views is None:
@@ -46,10 +55,12 @@ def run_pass(ctx: GuardContext, mode: str, *, batch: dict[str, Any] | None = Non
     batch = batch if batch is not None else make_batch(ctx.recipe, views=views)
     model.train(training)
     data = preprocess(model, batch, training)
-    grad = torch.enable_grad() if training else torch.no_grad()
-    with grad:
+    with torch.no_grad():
         recorder, output, error = record(model, lambda: model(**data, mode=mode))
-    return Pass(mode, batch, data, views, recorder, output, error)
+    result = Pass(mode, batch, data, views, recorder, output, error)
+    if key is not None:
+        ctx.passes[key] = result
+    return result
 
 
 def show(tensor: Any) -> str:

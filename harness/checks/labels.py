@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ..batch import make_batch, select, synthetic_labels
+from ..batch import make_batch, select, shrink, synthetic_labels
 from ..context import GuardContext
 from ..result import CheckResult, Finding, conclude
 from .common import Pass, coarse_of, integer_targets, run_pass, show
@@ -22,6 +22,7 @@ Targets = list[tuple[str, torch.Tensor]]
 
 #: At least this many samples, so the labels span most coarse groups and a
 #: second fine->coarse mapping cannot agree with the hierarchy by chance.
+#: Targets do not depend on clip sizes, so the clips are always tiny ones.
 MIN_SAMPLES = 8
 
 
@@ -90,7 +91,7 @@ def check(ctx: GuardContext) -> CheckResult:
     """Targets equal labels or hierarchy(labels), per sample, and bad labels are rejected."""
     findings: list[Finding] = []
     size = max(ctx.recipe.batch_size, MIN_SAMPLES)
-    ctx = replace(ctx, recipe=replace(ctx.recipe, batch_size=size))
+    ctx = replace(ctx, recipe=replace(shrink(ctx.recipe), batch_size=size))
     run = run_pass(ctx, 'loss')
     targets = loss_targets(run)
     if run.error:

@@ -19,6 +19,7 @@ from torch import nn
 
 from ..batch import make_batch, preprocess
 from ..context import GuardContext
+from ..nonfinite import locate_non_finite
 from ..result import CheckResult, Finding, conclude
 
 
@@ -58,10 +59,16 @@ def check(ctx: GuardContext) -> CheckResult:
     batch = make_batch(ctx.recipe)
     saved = buffers_of(model)
     before, terms = _loss(ctx, model, batch)
-    for key, value in terms.items():
-        if 'loss' in key and not torch.isfinite(value).all():
-            findings.append(Finding('6', f'loss {key!r} is not finite before the step '
-                                         f'({value.detach().flatten()[0].item()})'))
+    bad = [key for key, value in terms.items()
+           if 'loss' in key and not torch.isfinite(value).all()]
+    if bad:
+        data = preprocess(model, batch, True)
+        where = locate_non_finite(model, data['inputs'], lambda: model(**data, mode='loss')) \
+            or 'no module output was non-finite, so the loss computation itself made it'
+        findings = [Finding('6', f'loss {key!r} is not finite before the step '
+                                 f'({terms[key].detach().flatten()[0].item()}): {where}')
+                    for key in bad]
+        return conclude('train_step', findings, '', {'non_finite': bad})
     optim_wrapper = build_optim_wrapper(model, copy.deepcopy(ctx.cfg.optim_wrapper))
     optim_wrapper.zero_grad()
     optim_wrapper.backward(before)

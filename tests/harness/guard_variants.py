@@ -180,6 +180,16 @@ class GuardTestNaNHead(EPAMHierarchicalHead):
 
 
 @_register
+class GuardTestNaNWeightsHead(EPAMHierarchicalHead):
+    """A classifier whose weights went NaN (a diverged checkpoint, a bad init)."""
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        with torch.no_grad():
+            self.fc_pose.weight.fill_(float('nan'))
+
+
+@_register
 class GuardTestFrozenPoseBackbone(EPAMBackbone):
     """Freezes the whole pose stream (a misread ``frozen_stages``)."""
 

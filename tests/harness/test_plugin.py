@@ -46,11 +46,12 @@ def test_snapshot_lifecycle_create_pass_change_fail_update(pytester):
     assert json.loads(stored.read_text())['loss'][0]['shape'][1] == 432
     assert '2 passed' in outcome(pytester.runpytest_inprocess(*FAST))
 
-    stale = stored.read_text().replace('432', '2048', 1)
-    stored.write_text(stale)
-    changed = pytester.runpytest_inprocess(*FAST)
-    assert '1 failed, 1 passed' in outcome(changed)
-    assert stored.read_text() == stale  # a failing comparison leaves the file alone
+    for broken in (stored.read_text().replace('432', '2048', 1), '{"loss": [tru'):
+        stored.write_text(broken)  # stale, then corrupted
+        changed = pytester.runpytest_inprocess(*FAST)
+        assert '1 failed, 1 passed' in outcome(changed)
+        changed.stdout.fnmatch_lines(['*run `pytest --snapshot-update` and review*'])
+        assert stored.read_text() == broken  # a failing comparison leaves the file alone
 
     assert '2 passed' in outcome(pytester.runpytest_inprocess(*FAST, '--snapshot-update'))
     assert '2048' not in stored.read_text()
@@ -60,7 +61,7 @@ def test_gpu_marked_tests_skip_with_a_reason_without_cuda(pytester):
     torch = pytest.importorskip('torch')
     if torch.cuda.is_available():
         pytest.skip('a CUDA device is visible here')
-    pytester.makepyfile(test_gpu='''
+    pytester.makepyfile(test_user_gpu='''
 import pytest
 
 @pytest.mark.gpu

@@ -1,0 +1,101 @@
+"""What the launch checks (``pipeline``, ``runner``, ``ddp``) share.
+
+The synthetic NTU-60 data in a temporary folder with the config pointed at
+it, the CPU settings that keep NTU-size passes to seconds, the config's
+pipelines and samplers, and one-line error descriptions with a location.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import traceback
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+LOADERS = {'train': 'train_dataloader', 'val': 'val_dataloader', 'test': 'test_dataloader'}
+SAMPLERS = ('MMUniformSampleFrames', 'UniformSampleFrames', 'SampleFrames')
+#: Views a multi-crop transform multiplies each clip into.
+CROPS = {'ThreeCrop': 3, 'TenCrop': 10}
+
+
+def synthetic_config(cfg: Any, root: Path, *, num_train: int, num_val: int,
+                     seed: int = 0) -> tuple[Any, Any]:
+    """A copy of ``cfg`` whose dataloaders read a synthetic NTU-60 set written under ``root``.
+
+    Only the data locations change (``fixtures.dataset_overrides``).
+
+    Returns:
+        tuple: the config copy and the ``fixtures.SyntheticDataset``.
+    """
+    from fixtures import dataset_overrides, make_ntu60_dataset
+
+    dataset = make_ntu60_dataset(Path(root) / 'data', num_train=num_train, num_val=num_val,
+                                 seed=seed)
+    synthetic = copy.deepcopy(cfg)
+    synthetic.merge_from_dict(dataset_overrides(dataset))
+    return synthetic, dataset
+
+
+@contextlib.contextmanager
+def cpu_math(device: torch.device) -> Iterator[None]:
+    """One thread with denormals flushed to zero, while NTU-size passes run on the CPU.
+
+    Freshly initialised EPAM layers drive many activations into denormal
+    floats, which x86 CPUs compute 10-30x slower. Flushing them changes no
+    shape and no decision of these checks. The flag is per thread and the
+    intra-op pool's threads were started without it, so this thread runs the
+    passes alone: measured on 2 cores, one flushed thread beats two unflushed
+    ones by 5x. Thread count and flag are put back on exit (the flag to off,
+    torch's default; it cannot be read back).
+    """
+    if device.type != 'cpu':
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_flush_denormal(True)
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.set_flush_denormal(False)
+
+
+def pipeline_of(cfg: Any, split: str) -> list[dict]:
+    """The transforms of ``{split}_dataloader.dataset.pipeline`` (empty when absent)."""
+    loader = cfg.get(LOADERS[split]) or {}
+    dataset = loader.get('dataset') or {}
+    return list(dataset.get('pipeline') or [])
+
+
+def step_of(pipeline: list[dict], kinds: tuple[str, ...]) -> dict | None:
+    """The first transform of ``pipeline`` whose type is one of ``kinds``."""
+    return next((step for step in pipeline if step.get('type') in kinds), None)
+
+
+def expected_views(pipeline: list[dict]) -> int | None:
+    """Clips per sample the pipeline should pack: ``num_clips`` times any multi-crop."""
+    sampler = step_of(pipeline, SAMPLERS)
+    if sampler is None:
+        return None
+    views = int(sampler.get('num_clips', 1))
+    for step in pipeline:
+        views *= CROPS.get(step.get('type'), 1)
+    return views
+
+
+def error_line(exc: BaseException) -> str:
+    """``Type: first line (file.py:123)``, where the innermost frame is."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f' ({Path(frames[-1].filename).name}:{frames[-1].lineno})' if frames else ''
+    lines = str(exc).strip().splitlines()
+    return f'{type(exc).__name__}: {lines[0] if lines else ""}'.rstrip(': ') + where
+
+
+def shape(value: Any) -> str:
+    """``(2, 1, 3, 16, 224, 224) float32`` for a tensor, the type name otherwise."""
+    if isinstance(value, torch.Tensor):
+        return f'{tuple(value.shape)} {str(value.dtype).replace("torch.", "")}'
+    return type(value).__name__
