@@ -66,7 +66,7 @@ def _crop(pipeline: list[dict]) -> int | None:
     size = None
     for step in pipeline:
         if step.get('type') == 'CenterCrop':
-            crop = step.get('crop_size')
+            crop = step.get('crop_size', 224)
             size = crop if isinstance(crop, int) else crop[0]
         elif step.get('type') == 'Resize' and not step.get('keep_ratio', True):
             scale = step.get('scale')

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 

@@ -56,7 +56,8 @@ def _backbone_labels(ctx: GuardContext, run: Pass, findings: list[Finding]) -> N
         if value is None:
             findings.append(Finding('2', f'loss mode: the backbone received no {name} '
                                          f'(called with {short(call.args)}, '
-                                         f'{sorted(call.kwargs)}); it must receive {show(expected)}'))
+                                         f'{sorted(call.kwargs)}); it must receive '
+                                         f'{show(expected)}'))
         elif not same_labels(value, expected) or value.device != device:
             findings.append(Finding('2', f'loss mode: the backbone received {name}={show(value)}'
                                          f', expected {show(expected)} on {device.type}'))

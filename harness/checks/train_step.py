@@ -42,7 +42,8 @@ def group_by_module(names: list[str]) -> dict[str, list[str]]:
     return dict(groups)
 
 
-def _loss(ctx: GuardContext, model: nn.Module, batch: dict[str, Any]) -> tuple[Any, dict]:
+def _loss(ctx: GuardContext, model: Any, batch: dict[str, Any]) -> tuple[Any, dict]:
+    """Total and per-term losses of ``batch`` (``model`` is an MMEngine ``BaseModel``)."""
     torch.manual_seed(ctx.settings.seed)  # same dropout masks on both measurements
     data = preprocess(model, batch, True)
     losses = model(**data, mode='loss')
