@@ -6,7 +6,6 @@ config, the arguments or the device are unusable (one-line diagnosis).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -35,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
         add_options(sub.add_argument, exclude=() if sub is check else ('only', 'skip'))
     check.add_argument('--json', type=Path, default=None, metavar='PATH',
                        help='also write the results as JSON to PATH')
+    check.add_argument('--junit', type=Path, default=None, metavar='PATH',
+                       help='also write the results as JUnit XML to PATH (one test case '
+                            'per check)')
     check.add_argument('-v', '--verbose', action='store_true',
                        help='print every finding and the details of failures')
     return parser
@@ -73,6 +75,7 @@ def _render(result: Any, verbose: bool) -> list[str]:
 def cmd_check(args: argparse.Namespace, imports: float) -> int:
     from .checks import CHECKS
     from .engine import run_check, select_checks
+    from .report import write_json, write_junit
 
     names = select_checks(args.only, args.skip)
     ctx = _context(args)
@@ -93,10 +96,11 @@ def cmd_check(args: argparse.Namespace, imports: float) -> int:
     print(f'{len(results) - len(failed)} passed, {len(failed)} failed'
           + (f' ({", ".join(failed)})' if failed else ''))
     if args.json:
-        payload = {'config': str(ctx.settings.config), 'device': str(ctx.device),
-                   'size': recipe.size, 'timings': timings,
-                   'results': [r.to_json() for r in results]}
-        args.json.write_text(json.dumps(payload, indent=2, default=str) + '\n')
+        write_json(args.json, results, {'config': str(ctx.settings.config),
+                                        'device': str(ctx.device), 'size': recipe.size,
+                                        'timings': timings})
+    if args.junit:
+        write_junit(args.junit, results)
     return EXIT_FAILED if failed else EXIT_OK
 
 

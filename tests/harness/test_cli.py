@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -12,8 +13,8 @@ FAST = ['--batch-size', '2', '--only', 'structure,routing']
 
 
 def test_check_passes_on_the_default_config(capsys, tmp_path):
-    out = tmp_path / 'results.json'
-    assert main(['check', *FAST, '--json', str(out)]) == EXIT_OK
+    out, junit = tmp_path / 'results.json', tmp_path / 'junit.xml'
+    assert main(['check', *FAST, '--json', str(out), '--junit', str(junit)]) == EXIT_OK
     printed = capsys.readouterr().out
     assert 'PASS  structure' in printed and 'PASS  routing' in printed
     assert '2 passed, 0 failed' in printed
@@ -21,6 +22,9 @@ def test_check_passes_on_the_default_config(capsys, tmp_path):
     assert [r['name'] for r in payload['results']] == ['structure', 'routing']
     assert all(r['status'] == 'pass' for r in payload['results'])
     assert set(payload['timings']) >= {'imports', 'config', 'build', 'checks', 'total'}
+    suite = ElementTree.parse(junit).getroot()
+    assert suite.get('tests') == '2' and suite.get('failures') == '0'
+    assert [case.get('name') for case in suite] == ['structure', 'routing']
 
 
 def test_missing_config_is_a_one_line_diagnosis(capsys, tmp_path):
@@ -49,12 +53,15 @@ def test_bad_cfg_option(capsys):
     assert 'KEY=VALUE' in capsys.readouterr().err
 
 
-def test_failed_check_exits_1(capsys):
+def test_failed_check_exits_1(capsys, tmp_path):
     # lr=0: the optimizer step cannot lower the loss, so train_step must fail.
-    code = main(['check', '--batch-size', '2', '--only', 'train_step',
+    junit = tmp_path / 'junit.xml'
+    code = main(['check', '--batch-size', '2', '--only', 'train_step', '--junit', str(junit),
                  '--cfg-options', 'optim_wrapper.optimizer.lr=0.0'])
     assert code == EXIT_FAILED
     assert 'FAIL  train_step' in capsys.readouterr().out
+    failure = ElementTree.parse(junit).getroot().find('testcase/failure')
+    assert failure is not None and 'CONTRACT §6' in failure.get('message')
 
 
 def test_trace_shows_where_the_labels_go(capsys):
