@@ -5,7 +5,7 @@ from typing import Callable
 
 from ..context import GuardContext
 from ..result import CheckResult
-from . import eval_purity, labels, routing, structure, summary, train_step
+from . import ddp, eval_purity, labels, pipeline, routing, runner, structure, summary, train_step
 
 Check = Callable[[GuardContext], CheckResult]
 
@@ -17,4 +17,7 @@ CHECKS: dict[str, Check] = {
     'train_step': train_step.check,
     'eval_purity': eval_purity.check,
     'summary': summary.check,
+    'pipeline': pipeline.check,
+    'runner': runner.check,
+    'ddp': ddp.check,
 }

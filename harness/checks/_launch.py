@@ -9,8 +9,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
@@ -82,7 +83,7 @@ def expected_views(pipeline: list[dict]) -> int | None:
         return None
     views = int(sampler.get('num_clips', 1))
     for step in pipeline:
-        views *= CROPS.get(step.get('type'), 1)
+        views *= CROPS.get(str(step.get('type')), 1)
     return views
 
 

@@ -233,7 +233,8 @@ def load_batch(ctx: GuardContext, cfg: Any, split: str, synthetic: Any
 
 def model_pass(ctx: GuardContext, split: str, data: dict[str, Any]) -> list[Finding]:
     """Feed a matching batch to the model in the split's mode, without gradients."""
-    model, mode = ctx.model, MODES[split]
+    model: Any = ctx.model  # a BaseRecognizer: parse_losses, data_preprocessor
+    mode = MODES[split]
     model.train(mode == 'loss')
     where = f'{split} batch {shape(data["inputs"]["imgs"])}'
     try:
@@ -298,8 +299,9 @@ def check(ctx: GuardContext) -> CheckResult:
             batch, problems, seen = load_batch(ctx, cfg, split, synthetic)
             if batch is not None and not problems:
                 training = MODES[split] == 'loss'
+                preprocessor: Any = ctx.model.data_preprocessor
                 try:
-                    data = ctx.model.data_preprocessor(batch, training)
+                    data = preprocessor(batch, training)
                 except Exception as exc:
                     problems.append(f'the data preprocessor raised {error_line(exc)}')
                 else:
