@@ -188,13 +188,16 @@ def preserved_state() -> Iterator[io.StringIO]:
     the console. The console output is captured (the log file stays in the
     work dir); the rest is restored and the run's logger files closed.
     """
-    import cv2
-
+    cv2: Any
+    try:
+        import cv2
+    except ImportError:  # MMAction2 needs OpenCV; without it there is nothing to put back
+        cv2 = None
     saved_dicts = {cls: dict(cls.__dict__['_instance_dict'])
                    for cls in _manager_classes() if '_instance_dict' in cls.__dict__}
     rng = (random.getstate(), np.random.get_state(), torch.random.get_rng_state())
     start_method = multiprocessing.get_start_method(allow_none=True)
-    cv2_threads = cv2.getNumThreads()
+    cv2_threads = cv2.getNumThreads() if cv2 is not None else None
     cudnn = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
     console = io.StringIO()
     try:
@@ -222,7 +225,8 @@ def preserved_state() -> Iterator[io.StringIO]:
         torch.random.set_rng_state(rng[2])
         if multiprocessing.get_start_method(allow_none=True) != start_method:
             multiprocessing.set_start_method(start_method, force=True)
-        cv2.setNumThreads(cv2_threads)
+        if cv2 is not None:
+            cv2.setNumThreads(cv2_threads)
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = cudnn
 
 
