@@ -165,7 +165,7 @@ def batch_findings(batch: dict[str, Any], data: dict[str, Any]) -> list[str]:
     return problems
 
 
-def label_findings(split: str, samples: list[Any], annotated: tuple[int, ...] | None,
+def label_findings(samples: list[Any], annotated: tuple[int, ...] | None,
                    num_classes: int) -> list[str]:
     """Labels the pipeline delivers: as annotated, 0-based, in range."""
     problems = []
@@ -227,7 +227,7 @@ def load_batch(ctx: GuardContext, cfg: Any, split: str, synthetic: Any
                                     f'{shape(inputs[key])} vs {shape(item["inputs"][key])}')
     batch = pseudo_collate(items)
     annotated = synthetic.labels.get(loader['dataset'].get('split'))
-    problems += label_findings(split, batch['data_samples'], annotated, ctx.recipe.num_classes)
+    problems += label_findings(batch['data_samples'], annotated, ctx.recipe.num_classes)
     return batch, problems, seen
 
 
@@ -259,6 +259,20 @@ def model_pass(ctx: GuardContext, split: str, data: dict[str, Any]) -> list[Find
 def clip_shapes(data: dict[str, Any]) -> tuple[tuple[int, ...], ...]:
     """Per-clip shapes ``(C, T, H, W)`` of both modalities."""
     return tuple(tuple(data['inputs'][key].shape[2:]) for key in MODALITIES)
+
+
+def describe_sizes(ready: dict[str, dict[str, Any]]) -> str:
+    """``clips imgs 3x16x224x224, heatmap_imgs 17x48x56x56; train N=2 V=1, ...``."""
+    def dims(size: tuple[int, ...]) -> str:
+        return 'x'.join(str(v) for v in size)
+
+    clips = {clip_shapes(data) for data in ready.values()}
+    batches = ', '.join(f'{split} N={data["inputs"]["imgs"].shape[0]} '
+                        f'V={data["inputs"]["imgs"].shape[1]}' for split, data in ready.items())
+    if len(clips) != 1:
+        return batches
+    imgs, heat = clips.pop()
+    return f'clips imgs {dims(imgs)}, heatmap_imgs {dims(heat)}; {batches}'
 
 
 def redundant(ready: dict[str, dict[str, Any]]) -> dict[str, str]:
@@ -312,13 +326,11 @@ def check(ctx: GuardContext) -> CheckResult:
             findings += [Finding('1', f'{split} pipeline: {problem}') for problem in problems]
             seen['seconds'] = round(time.perf_counter() - start, 2)
             details['splits'][split] = seen
+        sizes = describe_sizes(ready)
         for split, kept in redundant(ready).items():
             del ready[split]
             details['splits'][split]['model'] = (f'same clip shapes as the {kept} batch, '
                                                  'which has fewer clips: not re-run')
-        sizes = '; '.join(f'{split} ' + ' + '.join(str(tuple(data['inputs'][key].shape))
-                                                   for key in MODALITIES)
-                          for split, data in ready.items())
         with cpu_math(ctx.device):
             for split, data in ready.items():
                 start = time.perf_counter()
