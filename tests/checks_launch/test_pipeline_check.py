@@ -45,16 +45,19 @@ def test_a_pose_clip_length_the_model_cannot_take(edited):
     assert all('model' not in split for split in result.details['splits'].values())
 
 
-def test_missing_heatmaps_and_mismatched_heatmap_scaling(edited):
+def test_missing_heatmaps_limb_channels_and_mismatched_heatmap_scaling(edited):
     def break_them(cfg):
         for pack in steps(cfg, 'PackActionInputs'):
             pack.collect_keys = ('imgs', )
         cfg.train_dataloader.dataset.pipeline[-1].collect_keys = ('imgs', 'heatmap_imgs')
         for target in steps(cfg, 'GeneratePoseTarget'):
             target.scaling = 0.5
+            target.with_limb = True
 
     result, text = failing(edited(break_them))
     assert ('train pipeline: imgs is 224x224 and heatmap_imgs 112x112: the RGB stream makes '
             '7x7 (/ 32) and the pose stream 14x14 (/ 8)') in text
+    assert ('train pipeline: heatmap_imgs has 34 channels (GeneratePoseTarget), but '
+            'backbone.pose_stream.in_channels is 17') in text
     assert ("test pipeline: PackActionInputs packed ['imgs'], without heatmap_imgs: add it to "
             "PackActionInputs(collect_keys=('imgs', 'heatmap_imgs'))") in text
