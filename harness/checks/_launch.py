@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,6 +63,27 @@ def cpu_math(device: torch.device) -> Iterator[None]:
     finally:
         torch.set_num_threads(threads)
         torch.set_flush_denormal(False)
+
+
+@contextlib.contextmanager
+def quiet_console(level: int = logging.ERROR) -> Iterator[None]:
+    """Keep MMEngine's console below ``level`` (dataset notices, deprecations) for a while.
+
+    Only the current ``MMLogger``'s stream handlers are raised; files and
+    other loggers are untouched, and the levels are put back on exit.
+    """
+    from mmengine.logging import MMLogger
+
+    handlers = [h for h in MMLogger.get_current_instance().handlers
+                if type(h) is logging.StreamHandler]
+    levels = [h.level for h in handlers]
+    for handler in handlers:
+        handler.setLevel(max(handler.level, level))
+    try:
+        yield
+    finally:
+        for handler, old in zip(handlers, levels):
+            handler.setLevel(old)
 
 
 def pipeline_of(cfg: Any, split: str) -> list[dict]:

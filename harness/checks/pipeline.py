@@ -44,6 +44,7 @@ from ._launch import (
     error_line,
     expected_views,
     pipeline_of,
+    quiet_console,
     shape,
     step_of,
     synthetic_config,
@@ -310,7 +311,8 @@ def check(ctx: GuardContext) -> CheckResult:
             if not (cfg.get(LOADERS[split]) or {}).get('dataset'):
                 details['splits'][split] = {'skipped': f'no {LOADERS[split]}.dataset'}
                 continue
-            batch, problems, seen = load_batch(ctx, cfg, split, synthetic)
+            with quiet_console():
+                batch, problems, seen = load_batch(ctx, cfg, split, synthetic)
             if batch is not None and not problems:
                 training = MODES[split] == 'loss'
                 preprocessor: Any = ctx.model.data_preprocessor

@@ -21,7 +21,11 @@ learning rate, so nothing is adapted), hooks with ``save_best``, evaluator,
 log processor, visualizer. Afterwards the metric ``save_best`` names must
 have been produced, a checkpoint written that loads into a fresh model with
 the trained values, and nothing written outside the work dir (the config's
-folder and the current directory are listed before and after). MMEngine's
+folder and the current directory are listed before and after). When this
+torch's ``torch.load`` defaults refuse the checkpoint (``weights_only``,
+torch >= 2.6 with MMEngine 0.10), the verdict carries a warning rather than
+a failure: ``load_from`` and ``resume`` will fail, but the cause is the
+torch/MMEngine pair, not the config or the model. MMEngine's
 process-wide state (loggers, message hubs, visualizers, default scope,
 random generators, multiprocessing start method) is put back.
 """
@@ -288,12 +292,12 @@ def loads_back(cfg: Any, paths: list[Path], trained: dict[str, torch.Tensor]
     if paths:
         try:
             torch.load(paths[0], map_location='cpu')
-            notes['default_torch_load'] = 'reads MMEngine checkpoints'
+            notes['default_torch_load'] = 'torch.load with its defaults reads it'
         except Exception as exc:
             notes['default_torch_load'] = (
-                f'refuses MMEngine checkpoints ({type(exc).__name__}): load_from, resume and '
-                f'mmengine.runner.load_checkpoint fail under torch {torch.__version__} unless '
-                'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 (trusted checkpoints only)')
+                f'torch {torch.__version__} refuses it by default (weights_only, '
+                f'{type(exc).__name__}), so load_from, resume and mmengine\'s load_checkpoint '
+                'fail unless TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 (trusted checkpoints only)')
     return findings, notes
 
 
@@ -365,7 +369,7 @@ def check(ctx: GuardContext) -> CheckResult:
     if strays:
         findings.append(Finding('6', f'the run wrote outside its work dir: {strays[:SHOWN]}'))
     warning = details.get('default_torch_load', '')
-    note = f'; warning: torch.load by default {warning}' if warning.startswith('refuses') else ''
+    note = f'; warning: {warning}' if 'refuses' in warning else ''
     best = details.get('save_best') or ['(no save_best)']
     return conclude('runner', findings,
                     f'Runner trained {observer.train_iters} iteration(s), validated '
