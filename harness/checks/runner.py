@@ -45,17 +45,20 @@ from typing import Any
 
 import numpy as np
 import torch
+from mmengine.hooks import Hook
 
 from ..context import GuardContext, build_model
 from ..result import CheckResult, Finding, conclude
 from ._launch import LOADERS, cpu_math, error_line, synthetic_config
 
 SHOWN = 6
+#: Paths listed at most per check, so a huge current directory stays cheap.
+MAX_LISTED = 20_000
 #: Folders never listed for stray writes (caches other tools keep there).
 IGNORED = {'__pycache__', '.git', '.pytest_cache', '.mypy_cache', '.ruff_cache', '.tox'}
 
 
-class Observer:
+class Observer(Hook):
     """A hook that records how far the run got and what validation reported."""
 
     priority = 'HIGHEST'  # sees the metrics before CheckpointHook reads them
@@ -71,33 +74,23 @@ class Observer:
         self.stage = stage
         self.times[stage] = round(time.perf_counter() - self.started, 2)
 
-    def as_hook(self) -> Any:
-        from mmengine.hooks import Hook
+    def before_train(self, runner: Any) -> None:
+        self.reached('training')
 
-        observer = self
+    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None,
+                         outputs: Any = None) -> None:
+        self.train_iters += 1
+        self.reached('after the training iteration')
 
-        class _Hook(Hook):
-            priority = observer.priority
+    def before_val(self, runner: Any) -> None:
+        self.reached('validation')
 
-            def before_train(self, runner: Any) -> None:
-                observer.reached('training')
+    def after_val_epoch(self, runner: Any, metrics: dict | None = None) -> None:
+        self.metrics = dict(metrics or {})
+        self.reached('after validation (CheckpointHook, LoggerHook)')
 
-            def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None,
-                                 outputs: Any = None) -> None:
-                observer.train_iters += 1
-                observer.reached('after the training iteration')
-
-            def before_val(self, runner: Any) -> None:
-                observer.reached('validation')
-
-            def after_val_epoch(self, runner: Any, metrics: dict | None = None) -> None:
-                observer.metrics = dict(metrics or {})
-                observer.reached('after validation (CheckpointHook, LoggerHook)')
-
-            def after_train(self, runner: Any) -> None:
-                observer.reached('after training')
-
-        return _Hook()
+    def after_train(self, runner: Any) -> None:
+        self.reached('after training')
 
 
 def short_loop(train_cfg: Any) -> dict[str, Any]:
@@ -145,7 +138,7 @@ def listing(folders: list[Path], depth: int = 2) -> dict[str, float]:
     seen: dict[str, float] = {}
     for top in folders:
         frontier = [(top, 0)]
-        while frontier:
+        while frontier and len(seen) < MAX_LISTED:
             folder, level = frontier.pop()
             try:
                 entries = list(os.scandir(folder))
@@ -322,7 +315,7 @@ def check(ctx: GuardContext) -> CheckResult:
             try:
                 runner = Runner.from_cfg(cfg)
                 observer.reached('built')
-                runner.register_hook(observer.as_hook())
+                runner.register_hook(observer)
                 hook = checkpoint_hook(runner)
                 save_best = list(hook.save_best) if hook and hook.save_best else None
                 details['save_best'] = save_best
