@@ -39,7 +39,7 @@ from .train_step import group_by_module
 WORLD_SIZE = 2
 #: Samples per rank: what DDP checks does not depend on N, and each step stays cheap.
 RANK_BATCH = 2
-#: Seconds a rank may go on after the other failed (it is likely stuck in a collective).
+#: Seconds a rank may go on after the other failed (it likely waits in a collective).
 GRACE = 5.0
 DDP_STOPPED = ('Expected to have finished reduction', 'did not receive grad')
 FIX = ("make every trainable parameter take part in the loss (or set requires_grad=False on "
@@ -109,6 +109,15 @@ def write_spec(ctx: GuardContext, folder: Path, backend: str, budget: float) -> 
     return path
 
 
+def succeeded(folder: Path, rank: int) -> bool:
+    """Whether an ended rank reported its steps done without an error."""
+    path = folder / f'rank{rank}.json'
+    if not path.is_file():
+        return False
+    report = json.loads(path.read_text())
+    return report.get('phase') == 'done' and not report.get('error')
+
+
 def run_ranks(spec: Path, budget: float) -> dict[str, Any]:
     """Start the ranks, wait for them within ``budget`` seconds, always stop and reap them."""
     folder = spec.parent
@@ -121,16 +130,17 @@ def run_ranks(spec: Path, budget: float) -> dict[str, Any]:
                     [sys.executable, '-m', 'harness.checks._dist_worker', str(spec), str(rank)],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                     env=rank_env(rank), start_new_session=True))
-        deadline, first_exit = time.monotonic() + budget, None
+        deadline, failed_at = time.monotonic() + budget, None
         while any(p.poll() is None for p in procs):
             now = time.monotonic()
-            if first_exit is None and any(p.poll() is not None for p in procs):
-                first_exit = now
+            if failed_at is None and any(p.poll() is not None and not succeeded(folder, rank)
+                                         for rank, p in enumerate(procs)):
+                failed_at = now
             if now > deadline:
                 outcome['timed_out'] = True
                 break
-            if first_exit is not None and now - first_exit > GRACE:
-                break  # one rank is done (or dead) and the other still waits for it
+            if failed_at is not None and now - failed_at > GRACE:
+                break  # one rank failed and the other still waits for it in a collective
             time.sleep(0.05)
     finally:
         for rank, proc in enumerate(procs):
@@ -189,7 +199,7 @@ def diagnose(reports: list[dict[str, Any] | None], outcome: dict[str, Any],
         if not error:
             if rank in outcome['stopped'] and not outcome['timed_out']:
                 findings.append(Finding('6', f'rank {rank} was still in {report["phase"]} '
-                                             f'{GRACE:g} s after the other rank ended; stopped'))
+                                             f'{GRACE:g} s after the other rank failed; stopped'))
             continue
         key = (report['phase'], first_sentence(error))
         if key in seen:

@@ -49,3 +49,13 @@ def test_ranks_that_outlive_the_budget_are_stopped(launch_context):
     assert 'did not finish within 1.6 s' in result.verdict
     assert sorted(result.details['stopped']) == [0, 1]
     assert all(code is not None for code in result.details['exit_codes'])
+
+
+def test_one_failed_rank_is_named_and_the_waiting_one_reported_stopped():
+    reports = [{'rank': 0, 'phase': 'wrap', 'error': None},
+               {'rank': 1, 'phase': 'build', 'error': 'ValueError: bad head\nmore lines'}]
+    outcome = {'timed_out': False, 'stopped': [0], 'exit_codes': [-9, 0]}
+    findings = ddp.diagnose(reports, outcome, budget=240.0)
+    assert [f.message for f in findings] == [
+        'rank 0 was still in wrap 5 s after the other rank failed; stopped',
+        'rank 1 failed in build: ValueError: bad head']
