@@ -11,9 +11,8 @@ from harness.context import GuardSettings, build_context
 from harness.engine import run_check
 from harness.result import Status
 
-pytestmark = pytest.mark.ddp
 
-
+@pytest.mark.ddp
 def test_passes_on_the_default_config(launch_context):
     result = run_check(launch_context, 'ddp', ddp.check)
     assert result.status is Status.PASS, f'{result.verdict}\n{result.details}'
@@ -25,6 +24,7 @@ def test_passes_on_the_default_config(launch_context):
     assert details['exit_codes'] == [0, 0] and details['stopped'] == []
 
 
+@pytest.mark.ddp
 def test_a_parameter_without_gradient_stops_ddp_and_is_named():
     settings = GuardSettings(batch_size=BATCH, cfg_options=unused_head_overrides(),
                              import_paths=[str(HERE)])
@@ -41,6 +41,7 @@ def test_a_parameter_without_gradient_stops_ddp_and_is_named():
     assert result.details['exit_codes'] == [0, 0]  # both ranks ended and were reaped
 
 
+@pytest.mark.ddp
 def test_ranks_that_outlive_the_budget_are_stopped(launch_context):
     quick = dataclasses.replace(launch_context, settings=dataclasses.replace(
         launch_context.settings, timeout=2.0))
