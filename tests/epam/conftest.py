@@ -8,7 +8,7 @@ x_rgb (N*V, 432, 4, 2, 2) and x_pose (N*V, 216, 12, 2, 2).
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -26,6 +26,24 @@ def _mmaction_scope() -> None:
     """Nested builds (the data preprocessor) resolve names in MMAction2's scope."""
     from mmengine.registry import init_default_scope
     init_default_scope('mmaction')
+
+
+@pytest.fixture(autouse=True)
+def _one_thread_unless_slow(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tiny tensors gain nothing from intra-op threads, and on a shared CPU the
+    OpenMP workers of concurrent processes spin against each other (measured:
+    7 s with one thread vs 69 s with two for the recognizer tests under load).
+    NTU-size (``slow``) tests keep the process setting; it is restored after each test.
+    """
+    if request.node.get_closest_marker('slow') is not None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope='session')
