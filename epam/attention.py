@@ -107,6 +107,7 @@ class PoseDrivenAttention(nn.Module):
             sequence = pooled.mean(dim=(3, 4))  # (N, 2, T)
             weights = torch.sigmoid(self.temporal_conv(sequence))[..., None, None]
             attention = weights if attention is None else attention * weights
+        assert attention is not None, 'the constructor builds at least one of the two'
         return attention
 
     def forward(self, x_rgb: Tensor, x_pose: Tensor) -> tuple[Tensor, Tensor]:
