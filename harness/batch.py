@@ -78,7 +78,7 @@ def _heatmap_channels(target: dict) -> int:
     """Channels ``GeneratePoseTarget`` emits: 17 COCO keypoints and/or its limbs."""
     channels = 17 if target.get('with_kp', True) else 0
     if target.get('with_limb', False):
-        channels += len(target.get('skeletons') or ()) or 19  # MMAction2's default limbs
+        channels += len(target.get('skeletons') or ()) or 17  # MMAction2's default COCO limbs
     return channels
 
 

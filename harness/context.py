@@ -106,16 +106,30 @@ def load_config(path: Path, cfg_options: dict[str, Any] | None = None,
     try:
         cfg = Config.fromfile(str(path))
     except ImportError as exc:
-        raise ConfigError(
-            f'config {path}: custom_imports failed ({_one_line(exc)}); install the '
-            'module or pass its folder with --import-path') from exc
+        raise _import_failure(path, exc) from exc
     except Exception as exc:  # a config is arbitrary Python: any error is the user's
         raise ConfigError(f'config {path} cannot be parsed: {_one_line(exc)}') from exc
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+        if any(key.split('.')[0] == 'custom_imports' for key in cfg_options):
+            _import_custom_modules(cfg, path)  # Config.fromfile imported the file's own only
     if 'model' not in cfg or not isinstance(cfg.model, dict):
         raise ConfigError(f'config {path} has no `model` dict to build')
     return cfg
+
+
+def _import_failure(path: Path, exc: ImportError) -> ConfigError:
+    return ConfigError(f'config {path}: custom_imports failed ({_one_line(exc)}); install the '
+                       'module or pass its folder with --import-path')
+
+
+def _import_custom_modules(cfg: Config, path: Path) -> None:
+    from mmengine.utils import import_modules_from_strings
+
+    try:
+        import_modules_from_strings(**cfg.custom_imports)
+    except ImportError as exc:
+        raise _import_failure(path, exc) from exc
 
 
 def make_mmaction_importable() -> None:
