@@ -25,11 +25,25 @@ from .errors import ConfigError, GuardError
 from .options import parse_cfg_options
 
 
-def default_config_path() -> Path:
-    """The packaged ``configs/epam_ntu60.py`` (the guard's default target)."""
-    import epam.configs
+DEFAULT_CONFIG = 'epam_ntu60.py'
 
-    return Path(epam.configs.__path__[0]) / 'epam_ntu60.py'
+
+def default_config_path() -> Path:
+    """``configs/epam_ntu60.py``, the guard's default target.
+
+    Installed, it ships inside the package as ``epam/configs/``; in a source
+    checkout (or when ``epam`` is imported from one) it is the top-level
+    ``configs/`` next to ``epam/``.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec('epam')
+    package = Path(spec.origin).parent if spec and spec.origin else Path(__file__).parent
+    for folder in (package / 'configs', package.parent / 'configs'):
+        if (folder / DEFAULT_CONFIG).is_file():
+            return folder / DEFAULT_CONFIG
+    raise ConfigError(f'the default config {DEFAULT_CONFIG} is not installed next to epam '
+                      f'({package}); pass a config path')
 
 
 @dataclass
