@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import asdict
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 

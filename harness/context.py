@@ -24,7 +24,6 @@ from .batch import BatchRecipe, recipe_from_config
 from .errors import ConfigError, GuardError
 from .options import parse_cfg_options
 
-
 DEFAULT_CONFIG = 'epam_ntu60.py'
 
 
