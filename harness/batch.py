@@ -52,14 +52,17 @@ class BatchRecipe:
         }
 
 
-def _find(pipeline: list[dict], kind: str) -> list[dict]:
-    return [step for step in pipeline or [] if step.get('type') == kind]
-
-
-def _pipeline(cfg: Any, split: str) -> list[dict]:
+def pipeline_of(cfg: Any, split: str) -> list[dict]:
+    """The transforms of ``{split}_dataloader.dataset.pipeline``, else of the variable
+    ``{split}_pipeline``; empty when the config has neither."""
     loader = cfg.get(f'{split}_dataloader') or {}
     dataset = loader.get('dataset') or {}
     return list(dataset.get('pipeline') or cfg.get(f'{split}_pipeline') or [])
+
+
+def step_of(pipeline: list[dict], kinds: tuple[str, ...]) -> dict | None:
+    """The first transform of ``pipeline`` whose type is one of ``kinds``."""
+    return next((step for step in pipeline if step.get('type') in kinds), None)
 
 
 def _crop(pipeline: list[dict]) -> int | None:
@@ -91,14 +94,14 @@ def recipe_from_config(cfg: Any, size: str = 'tiny', batch_size: int = 4,
     """
     if batch_size < 1:
         raise SizeError(f'--batch-size must be at least 1, but got {batch_size}')
-    train, test = _pipeline(cfg, 'train'), _pipeline(cfg, 'test')
-    sampler = (_find(train, 'MMUniformSampleFrames') or [{}])[0]
+    train, test = pipeline_of(cfg, 'train'), pipeline_of(cfg, 'test')
+    sampler = step_of(train, ('MMUniformSampleFrames',)) or {}
     clip_len = sampler.get('clip_len') or {'RGB': 16, 'Pose': 48}
     rgb_frames, pose_frames = int(clip_len.get('RGB', 16)), int(clip_len.get('Pose', 48))
-    target = (_find(train, 'GeneratePoseTarget') or [{}])[0]
+    target = step_of(train, ('GeneratePoseTarget',)) or {}
     scaling = float(target.get('scaling', 0.25))
     crop = _crop(train) or _crop(test) or 224
-    test_sampler = (_find(test, 'MMUniformSampleFrames') or [{}])[0]
+    test_sampler = step_of(test, ('MMUniformSampleFrames',)) or {}
     head = cfg.model.get('cls_head') or {}
     recipe = BatchRecipe(
         rgb_frames=rgb_frames,

@@ -21,7 +21,7 @@ from mmengine.config import Config
 from torch import nn
 
 from .batch import BatchRecipe, recipe_from_config
-from .errors import ConfigError, GuardError
+from .errors import ConfigError, GuardError, one_line
 from .options import parse_cfg_options
 
 DEFAULT_CONFIG = 'epam_ntu60.py'
@@ -97,11 +97,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f'{type(exc).__name__}: {text[0] if text else ""}'.rstrip(': ')
-
-
 def load_config(path: Path, cfg_options: dict[str, Any] | None = None,
                 import_paths: list[str] | None = None) -> Config:
     """Read an MMEngine config, honouring ``custom_imports`` and overrides."""
@@ -121,7 +116,8 @@ def load_config(path: Path, cfg_options: dict[str, Any] | None = None,
     except ImportError as exc:
         raise _import_failure(path, exc) from exc
     except Exception as exc:  # a config is arbitrary Python: any error is the user's
-        raise ConfigError(f'config {path} cannot be parsed: {_one_line(exc)}') from exc
+        reason = one_line(exc, location=False)
+        raise ConfigError(f'config {path} cannot be parsed: {reason}') from exc
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
         if any(key.split('.')[0] == 'custom_imports' for key in cfg_options):
@@ -132,8 +128,9 @@ def load_config(path: Path, cfg_options: dict[str, Any] | None = None,
 
 
 def _import_failure(path: Path, exc: ImportError) -> ConfigError:
-    return ConfigError(f'config {path}: custom_imports failed ({_one_line(exc)}); install the '
-                       'module or pass its folder with --import-path')
+    reason = one_line(exc, location=False)
+    return ConfigError(f'config {path}: custom_imports failed ({reason}); install the module '
+                       'or pass its folder with --import-path')
 
 
 def _import_custom_modules(cfg: Config, path: Path) -> None:
@@ -189,7 +186,7 @@ def build_model(cfg: Config, device: torch.device) -> nn.Module:
                 f"e.g. custom_imports = dict(imports=['your_package'])") from exc
         raise ConfigError(f'the model cannot be built: KeyError: {message}') from exc
     except Exception as exc:
-        raise ConfigError(f'the model cannot be built: {_one_line(exc)}') from exc
+        raise ConfigError(f'the model cannot be built: {one_line(exc, location=False)}') from exc
     if hasattr(model, 'init_weights'):
         with quiet_mmengine():
             model.init_weights()

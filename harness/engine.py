@@ -17,7 +17,7 @@ import torch
 
 from .checks import CHECKS, Check
 from .context import GuardContext
-from .errors import GuardError
+from .errors import GuardError, one_line
 from .result import CheckResult, Status
 
 
@@ -35,10 +35,7 @@ def select_checks(only: Iterable[str] | None = None,
 
 
 def _error(name: str, exc: BaseException) -> CheckResult:
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = f' at {frames[-1].filename.rsplit("/", 1)[-1]}:{frames[-1].lineno}' if frames else ''
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ''
-    return CheckResult(name, Status.ERROR, f'{type(exc).__name__}: {first}{where}'.strip(),
+    return CheckResult(name, Status.ERROR, one_line(exc),
                        details={'traceback': traceback.format_exception(exc)[-6:]})
 
 

@@ -1,6 +1,9 @@
 """The guard's few exception types; each maps to one exit code of the CLI."""
 from __future__ import annotations
 
+import traceback
+from pathlib import Path
+
 
 class GuardError(Exception):
     """The guard cannot run: the config, the arguments or the device is unusable.
@@ -16,3 +19,11 @@ class ConfigError(GuardError):
 
 class SizeError(GuardError):
     """The synthetic batch's sizes cannot be fed to the model as configured."""
+
+
+def one_line(exc: BaseException, location: bool = True) -> str:
+    """``Type: first line (file.py:123)``, the location being the innermost frame."""
+    lines = str(exc).strip().splitlines()
+    text = f'{type(exc).__name__}: {lines[0] if lines else ""}'.rstrip(': ')
+    frames = traceback.extract_tb(exc.__traceback__) if location else []
+    return text + (f' ({Path(frames[-1].filename).name}:{frames[-1].lineno})' if frames else '')

@@ -9,12 +9,14 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from ..batch import pipeline_of, step_of  # noqa: F401  (shared with the launch checks)
+from ..errors import one_line as error_line  # noqa: F401
 
 LOADERS = {'train': 'train_dataloader', 'val': 'val_dataloader', 'test': 'test_dataloader'}
 SAMPLERS = ('MMUniformSampleFrames', 'UniformSampleFrames', 'SampleFrames')
@@ -86,18 +88,6 @@ def quiet_console(level: int = logging.ERROR) -> Iterator[None]:
             handler.setLevel(old)
 
 
-def pipeline_of(cfg: Any, split: str) -> list[dict]:
-    """The transforms of ``{split}_dataloader.dataset.pipeline`` (empty when absent)."""
-    loader = cfg.get(LOADERS[split]) or {}
-    dataset = loader.get('dataset') or {}
-    return list(dataset.get('pipeline') or [])
-
-
-def step_of(pipeline: list[dict], kinds: tuple[str, ...]) -> dict | None:
-    """The first transform of ``pipeline`` whose type is one of ``kinds``."""
-    return next((step for step in pipeline if step.get('type') in kinds), None)
-
-
 def expected_views(pipeline: list[dict]) -> int | None:
     """Clips per sample the pipeline should pack: ``num_clips`` times any multi-crop."""
     sampler = step_of(pipeline, SAMPLERS)
@@ -107,14 +97,6 @@ def expected_views(pipeline: list[dict]) -> int | None:
     for step in pipeline:
         views *= CROPS.get(str(step.get('type')), 1)
     return views
-
-
-def error_line(exc: BaseException) -> str:
-    """``Type: first line (file.py:123)``, where the innermost frame is."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = f' ({Path(frames[-1].filename).name}:{frames[-1].lineno})' if frames else ''
-    lines = str(exc).strip().splitlines()
-    return f'{type(exc).__name__}: {lines[0] if lines else ""}'.rstrip(': ') + where
 
 
 def shape(value: Any) -> str:
