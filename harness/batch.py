@@ -86,7 +86,8 @@ def _heatmap_channels(target: dict) -> int:
 
 
 def recipe_from_config(cfg: Any, size: str = 'tiny', batch_size: int = 4,
-                       views: int | None = None, seed: int = 0) -> BatchRecipe:
+                       views: int | None = None, seed: int = 0,
+                       label_api: str = 'gt_label') -> BatchRecipe:
     """Derive the batch recipe from the config, validating it before any forward pass.
 
     Raises:
@@ -114,6 +115,7 @@ def recipe_from_config(cfg: Any, size: str = 'tiny', batch_size: int = 4,
         num_classes=int(head.get('num_classes', 60)),
         seed=seed,
         size=size,
+        label_api=label_api,
     )
     validate_recipe(recipe, cfg)
     if size == 'tiny':

@@ -56,6 +56,7 @@ class GuardSettings:
     views: int | None = None
     cfg_options: dict[str, Any] = field(default_factory=dict)
     import_paths: list[str] = field(default_factory=list)
+    label_api: str = 'gt_label'
     seed: int = 0
     timeout: float = 300.0
     only: list[str] = field(default_factory=list)
@@ -77,6 +78,7 @@ class GuardSettings:
             views=get('views'),
             cfg_options=parse_cfg_options(get('cfg_options')),
             import_paths=list(get('import_path') or []),
+            label_api=get('label_api'),
             seed=get('seed'),
             timeout=get('timeout'),
             only=list(get('only') or []) if hasattr(ns, f'{prefix}only') else [],
@@ -241,7 +243,7 @@ def build_context(settings: GuardSettings) -> GuardContext:
     device = resolve_device(settings.device)
     cfg = load_config(settings.config, settings.cfg_options, settings.import_paths)
     recipe = recipe_from_config(cfg, settings.size, settings.batch_size, settings.views,
-                                settings.seed)
+                                settings.seed, settings.label_api)
     loaded = time.perf_counter()
     seed_everything(settings.seed)
     model = build_model(cfg, device)

@@ -49,6 +49,9 @@ OPTIONS: tuple[Option, ...] = (
     Option('import-path', 'extra folder put first on sys.path before the config '
                           'is loaded (for a fork or plugin that is not installed)',
            dict(default=None, action='append', metavar='DIR')),
+    Option('label-api', 'how data samples carry labels: gt_label (MMAction2 1.2) or '
+                        'gt_labels.item (1.0/1.1 forks)',
+           dict(default='gt_label', choices=('gt_label', 'gt_labels'))),
     Option('seed', 'seed for the model weights and synthetic data',
            dict(default=0, type=int)),
     Option('only', 'run only these checks (comma-separated names)',

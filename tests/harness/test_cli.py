@@ -86,3 +86,18 @@ def test_default_config_is_packaged():
 
     path = default_config_path()
     assert path.name == 'epam_ntu60.py' and Path(path).is_file()
+
+
+def test_labels_carried_the_mmaction_1_0_way(capsys):
+    # gt_labels.item (MMAction2 1.0/1.1 forks) instead of gt_label (1.2).
+    assert main(['check', '--batch-size', '2', '--only', 'routing,labels',
+                 '--label-api', 'gt_labels']) == EXIT_OK
+    assert '2 passed, 0 failed' in capsys.readouterr().out
+
+
+def test_both_label_apis_read_back():
+    from harness.batch import make_data_sample, read_label
+
+    old, new = make_data_sample(7, 'gt_labels'), make_data_sample(7, 'gt_label')
+    assert 'gt_label' not in old and old.gt_labels.item.tolist() == [7]
+    assert read_label(old) == read_label(new) == 7
