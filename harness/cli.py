@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .options import add_options
+from .result import Status
 
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
 SHOWN_FINDINGS = 5
@@ -66,18 +67,17 @@ def _render(result: Any, verbose: bool) -> list[str]:
     status = result.status.value.upper()
     lines = [f'  {status:<5} {result.name:<12} {result.seconds:6.2f}s  {result.verdict}']
     shown = result.findings if verbose else result.findings[:SHOWN_FINDINGS]
-    lines += [f'{"":27}- {finding}' for finding in shown[1:] if len(result.findings) > 1]
+    lines += [f'{"":27}- {finding}' for finding in shown[1:]]
     hidden = len(result.findings) - len(shown)
     if hidden > 0:
         lines.append(f'{"":27}... {hidden} more (use --verbose or --json)')
-    if verbose and result.status.value == 'error':
+    if verbose and result.status is Status.ERROR:
         lines += [f'{"":27}{line.rstrip()}' for line in result.details.get('traceback', [])]
     return lines
 
 
 def cmd_check(args: argparse.Namespace, imports: float) -> int:
-    from .checks import CHECKS
-    from .engine import run_check, select_checks
+    from .engine import run_checks, select_checks
     from .report import write_json, write_junit
 
     names = select_checks(args.only, args.skip)
@@ -86,11 +86,8 @@ def cmd_check(args: argparse.Namespace, imports: float) -> int:
     print(f'epam-guard check {ctx.settings.config}  size={recipe.size} device={ctx.device} '
           f'N={recipe.batch_size} V={recipe.views}')
     start = time.perf_counter()
-    results = []
-    for name in names:
-        result = run_check(ctx, name, CHECKS[name])
-        results.append(result)
-        print('\n'.join(_render(result, args.verbose)), flush=True)
+    results = run_checks(ctx, names, on_result=lambda result: print(
+        '\n'.join(_render(result, args.verbose)), flush=True))
     checks = time.perf_counter() - start
     timings = {'imports': imports, **ctx.timings, 'checks': checks}
     timings['total'] = sum(timings.values())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -66,10 +67,10 @@ class GuardSettings:
     def from_namespace(cls, ns: Any, prefix: str = '') -> GuardSettings:
         """Settings from parsed argparse/pytest options named ``{prefix}{name}``."""
 
-        def get(name: str) -> Any:
-            return getattr(ns, f'{prefix}{name}')
+        def get(name: str, default: Any = None) -> Any:
+            return getattr(ns, f'{prefix}{name}', default)
 
-        config = get('config') if hasattr(ns, f'{prefix}config') else None
+        config = get('config')
         return cls(
             config=Path(config) if config else default_config_path(),
             device=get('device'),
@@ -81,8 +82,8 @@ class GuardSettings:
             label_api=get('label_api'),
             seed=get('seed'),
             timeout=get('timeout'),
-            only=list(get('only') or []) if hasattr(ns, f'{prefix}only') else [],
-            skip=list(get('skip') or []) if hasattr(ns, f'{prefix}skip') else [],
+            only=list(get('only') or []),
+            skip=list(get('skip') or []),
         )
 
 
@@ -195,7 +196,7 @@ def build_model(cfg: Config, device: torch.device) -> nn.Module:
     return model.to(device)
 
 
-def label_hierarchy(cfg: Config, model: nn.Module) -> Any:
+def label_hierarchy(cfg: Config) -> Any:
     """The fine->coarse hierarchy the config defines (the one source of CONTRACT §5).
 
     Taken from the config's ``model.hierarchy`` so that a model which builds
@@ -237,8 +238,6 @@ class GuardContext:
 
 def build_context(settings: GuardSettings) -> GuardContext:
     """Load, validate sizes (before any forward pass), build and seed."""
-    import time
-
     start = time.perf_counter()
     device = resolve_device(settings.device)
     cfg = load_config(settings.config, settings.cfg_options, settings.import_paths)
@@ -248,6 +247,6 @@ def build_context(settings: GuardSettings) -> GuardContext:
     seed_everything(settings.seed)
     model = build_model(cfg, device)
     built = time.perf_counter()
-    hierarchy = label_hierarchy(cfg, model)
+    hierarchy = label_hierarchy(cfg)
     return GuardContext(settings, cfg, model, device, recipe, hierarchy,
                         {'config': loaded - start, 'build': built - loaded})

@@ -11,10 +11,11 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 
+from . import state
 from .checks import CHECKS, Check
 from .context import GuardContext
 from .errors import GuardError, one_line
@@ -53,21 +54,9 @@ class _Worker(threading.Thread):
             self.exc = exc
 
 
-def _tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {**dict(model.named_parameters()), **dict(model.named_buffers())}
-
-
-def _restore(model: torch.nn.Module, saved: dict[str, torch.Tensor]) -> None:
-    """Copy saved values back in place (far cheaper than ``load_state_dict``)."""
-    with torch.no_grad():
-        for name, tensor in _tensors(model).items():
-            if name in saved:
-                tensor.copy_(saved[name])
-
-
 def run_check(ctx: GuardContext, name: str, check: Check) -> CheckResult:
     """Run one check with state restored afterwards and a time bound."""
-    saved = {key: t.detach().clone() for key, t in _tensors(ctx.model).items()}
+    saved = state.snapshot(ctx.model)
     start = time.perf_counter()
     worker = _Worker(check, ctx)
     worker.start()
@@ -79,7 +68,7 @@ def run_check(ctx: GuardContext, name: str, check: Check) -> CheckResult:
         return CheckResult(name, Status.ERROR,
                            f'did not finish within {ctx.settings.timeout:g} s (hung?); the '
                            'other checks ran on a fresh model', seconds=seconds)
-    _restore(ctx.model, saved)
+    state.restore(ctx.model, saved)
     ctx.model.zero_grad(set_to_none=True)
     ctx.model.eval()
     if worker.exc is not None:
@@ -94,10 +83,19 @@ def run_check(ctx: GuardContext, name: str, check: Check) -> CheckResult:
 
 
 def run_checks(ctx: GuardContext, names: Iterable[str] | None = None,
-               available: dict[str, Check] | None = None) -> list[CheckResult]:
-    """Run the named checks (all by default) in order and return their results."""
+               available: dict[str, Check] | None = None,
+               on_result: Callable[[CheckResult], None] | None = None) -> list[CheckResult]:
+    """Run the named checks (all by default) in order and return their results.
+
+    ``on_result`` sees each result as soon as it is ready (the CLI prints it).
+    """
     available = CHECKS if available is None else available
     names = list(available) if names is None else list(names)
+    results = []
     cuda = [torch.cuda.current_device()] if ctx.device.type == 'cuda' else []
     with torch.random.fork_rng(devices=cuda):  # the guard leaves the caller's RNG as it was
-        return [run_check(ctx, name, available[name]) for name in names]
+        for name in names:
+            results.append(run_check(ctx, name, available[name]))
+            if on_result is not None:
+                on_result(results[-1])
+    return results

@@ -17,12 +17,13 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from .errors import one_line
+
 
 @dataclass
 class Call:
     """One observed call: where, which method, with what, giving what."""
 
-    index: int
     module: str
     method: str
     args: tuple[Any, ...]
@@ -105,17 +106,15 @@ class CallRecorder:
         model: the recognizer.
         modules: dotted name -> module to observe with hooks (default:
             :func:`default_targets`).
-        methods: ``(dotted owner, method)`` pairs wrapped at instance level.
     """
 
+    #: ``(dotted owner, method)`` pairs wrapped at instance level.
     METHODS = (('', 'extract_feat'), ('cls_head', 'forward'), ('cls_head', 'loss'),
                ('cls_head', 'predict'))
 
-    def __init__(self, model: nn.Module, modules: dict[str, nn.Module] | None = None,
-                 methods: tuple[tuple[str, str], ...] = METHODS) -> None:
+    def __init__(self, model: nn.Module, modules: dict[str, nn.Module] | None = None) -> None:
         self.model = model
         self.modules = default_targets(model) if modules is None else modules
-        self.methods = methods
         self.calls: list[Call] = []
         self._handles: list[Any] = []
         self._wrapped: list[tuple[Any, str]] = []
@@ -131,8 +130,8 @@ class CallRecorder:
     # -------------------------------------------------------------- recording
     def _start(self, module: str, method: str, func: Callable[..., Any],
                args: tuple, kwargs: dict) -> Call:
-        call = Call(len(self.calls), module, method, args, dict(kwargs),
-                    _bind(func, args, kwargs), depth=len(self._open))
+        call = Call(module, method, args, dict(kwargs), _bind(func, args, kwargs),
+                    depth=len(self._open))
         self.calls.append(call)
         self._open.append(call)
         return call
@@ -140,7 +139,7 @@ class CallRecorder:
     def _finish(self, call: Call, output: Any = None, error: BaseException | None = None) -> None:
         call.output = output
         if error is not None:
-            call.error = f'{type(error).__name__}: {error}'
+            call.error = one_line(error, location=False)
         if call in self._open:
             # Unwind calls that raised inside (no forward hook fired for them).
             while self._open and self._open[-1] is not call:
@@ -185,7 +184,7 @@ class CallRecorder:
 
     def __enter__(self) -> CallRecorder:
         try:
-            for owner, method in self.methods:
+            for owner, method in self.METHODS:
                 if not owner or _has_submodule(self.model, owner):
                     self._wrap(owner, method)
             for name, module in self.modules.items():
@@ -213,12 +212,11 @@ def _has_submodule(model: nn.Module, name: str) -> bool:
     return True
 
 
-def record(model: nn.Module, run: Callable[[], Any],
-           modules: dict[str, nn.Module] | None = None) -> tuple[CallRecorder, Any, str | None]:
+def record(model: nn.Module, run: Callable[[], Any]) -> tuple[CallRecorder, Any, str | None]:
     """Run ``run()`` under a recorder; returns (recorder, result, error line or None)."""
-    with CallRecorder(model, modules) as recorder:
+    with CallRecorder(model) as recorder:
         try:
             result = run()
         except Exception as exc:  # the failure itself is evidence
-            return recorder, None, f'{type(exc).__name__}: {exc}'
+            return recorder, None, one_line(exc, location=False)
     return recorder, result, None

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from ..batch import pipeline_of, step_of  # noqa: F401  (shared with the launch checks)
+from ..describe import short
 from ..errors import one_line as error_line  # noqa: F401
 
 LOADERS = {'train': 'train_dataloader', 'val': 'val_dataloader', 'test': 'test_dataloader'}
@@ -102,5 +103,5 @@ def expected_views(pipeline: list[dict]) -> int | None:
 def shape(value: Any) -> str:
     """``(2, 1, 3, 16, 224, 224) float32`` for a tensor, the type name otherwise."""
     if isinstance(value, torch.Tensor):
-        return f'{tuple(value.shape)} {str(value.dtype).replace("torch.", "")}'
+        return short(value)
     return type(value).__name__

@@ -5,10 +5,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
 
 from ..batch import labels_of, make_batch, preprocess
 from ..context import GuardContext
+from ..describe import dtype_name
 from ..recording import CallRecorder, record
 
 MAX_SHOWN = 8
@@ -33,7 +33,7 @@ class Pass:
 
 
 def run_pass(ctx: GuardContext, mode: str, *, batch: dict[str, Any] | None = None,
-             views: int | None = None, model: nn.Module | None = None) -> Pass:
+             views: int | None = None) -> Pass:
     """Preprocess a synthetic batch and call the recognizer in ``mode``, recording calls.
 
     ``loss`` runs in train mode with one view; ``predict``/``tensor`` in eval
@@ -44,11 +44,10 @@ def run_pass(ctx: GuardContext, mode: str, *, batch: dict[str, Any] | None = Non
     The default pass of each mode is recorded once per model and recipe and
     shared by the checks that read it (they only observe it).
     """
-    shared = batch is None and views is None and model is None
-    key = (mode, ctx.recipe, id(ctx.model)) if shared else None
+    model = ctx.model
+    key = (mode, ctx.recipe, id(model)) if batch is None and views is None else None
     if key is not None and key in ctx.passes:
         return ctx.passes[key]
-    model = model or ctx.model
     training = mode == 'loss'
     if views is None:
         views = 1 if training else ctx.recipe.views
@@ -70,7 +69,7 @@ def show(tensor: Any) -> str:
     values = tensor.detach().flatten().tolist()
     head = ', '.join(str(v) for v in values[:MAX_SHOWN])
     more = f', ... {len(values) - MAX_SHOWN} more' if len(values) > MAX_SHOWN else ''
-    return f'[{head}{more}] ({str(tensor.dtype).replace("torch.", "")}, {tensor.device.type})'
+    return f'[{head}{more}] ({dtype_name(tensor.dtype)}, {tensor.device.type})'
 
 
 def same_labels(found: Any, expected: torch.Tensor) -> bool:

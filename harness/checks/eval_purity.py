@@ -9,21 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
 
+from .. import state
 from ..batch import make_batch, preprocess
 from ..context import GuardContext
 from ..result import CheckResult, Finding, conclude
-
-
-def model_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {name: value.detach().clone() for name, value in model.state_dict().items()}
-
-
-def changed_entries(model: nn.Module, saved: dict[str, torch.Tensor]) -> list[str]:
-    now = model.state_dict()
-    return [name for name, value in saved.items()
-            if name not in now or not torch.equal(now[name], value)]
 
 
 def _fingerprint(inputs: dict[str, Any]) -> dict[str, tuple[int, tuple[int, ...], torch.Tensor]]:
@@ -56,13 +46,13 @@ def check(ctx: GuardContext) -> CheckResult:
         views = 1 if training else min(ctx.recipe.views, 2)
         model.train(training)
         data = preprocess(model, make_batch(ctx.recipe, views=views), training)
-        before, saved = _fingerprint(data['inputs']), model_state(model)
+        before, saved = _fingerprint(data['inputs']), state.snapshot(model)
         with torch.set_grad_enabled(training):
             model(**data, mode=mode)
         for change in _mutations(data['inputs'], before):
             findings.append(Finding('1', f'{mode} mode: the caller\'s inputs {change}'))
         if not training:
-            changed = changed_entries(model, saved)
+            changed = state.changed(model, saved)
             if changed:
                 findings.append(Finding('6', f'{mode} mode changed {len(changed)} parameters or '
                                              f'buffers: {changed[:6]}'))

@@ -50,11 +50,10 @@ def _meaning(ctx: GuardContext, run: Pass, targets: Targets,
     return kinds
 
 
-def _consistent(ctx: GuardContext, base: Targets, order: list[int], what: str,
+def _consistent(ctx: GuardContext, run: Pass, base: Targets, order: list[int], what: str,
                 findings: list[Finding]) -> None:
-    """Targets of the batch re-ordered by ``order`` must be the base targets re-ordered."""
-    batch = select(make_batch(ctx.recipe), order)
-    other = loss_targets(run_pass(ctx, 'loss', batch=batch))
+    """Targets of ``run``'s batch re-ordered by ``order`` must be ``base`` re-ordered."""
+    other = loss_targets(run_pass(ctx, 'loss', batch=select(run.batch, order)))
     if len(other) != len(base):
         findings.append(Finding('5', f'{what}: the losses received {len(other)} targets instead '
                                      f'of {len(base)}'))
@@ -104,11 +103,11 @@ def check(ctx: GuardContext) -> CheckResult:
     for kind in ('fine', 'coarse'):
         if targets and kind not in kinds:
             findings.append(Finding('5', f'no loss received the {kind} labels'))
-    if targets and not findings:
-        _consistent(ctx, targets, list(reversed(range(size))), 'reversing the batch', findings)
-        if size > 1:
-            _consistent(ctx, targets, list(range(1, size)), 'dropping the first sample',
-                        findings)
+    if targets and not findings:  # size >= MIN_SAMPLES, so a sub-batch always exists
+        _consistent(ctx, run, targets, list(reversed(range(size))), 'reversing the batch',
+                    findings)
+        _consistent(ctx, run, targets, list(range(1, size)), 'dropping the first sample',
+                    findings)
     rejected = _out_of_range(ctx, findings)
     return conclude('labels', findings,
                     f'{len(targets)} loss targets equal labels or hierarchy(labels), follow '

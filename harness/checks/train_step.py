@@ -15,22 +15,12 @@ from collections import defaultdict
 from typing import Any
 
 import torch
-from torch import nn
 
+from .. import state
 from ..batch import make_batch, preprocess
 from ..context import GuardContext
 from ..nonfinite import locate_non_finite
 from ..result import CheckResult, Finding, conclude
-
-
-def buffers_of(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {name: buf.detach().clone() for name, buf in model.named_buffers()}
-
-
-def restore_buffers(model: nn.Module, saved: dict[str, torch.Tensor]) -> None:
-    with torch.no_grad():
-        for name, buf in model.named_buffers():
-            buf.copy_(saved[name])
 
 
 def group_by_module(names: list[str]) -> dict[str, list[str]]:
@@ -58,7 +48,7 @@ def check(ctx: GuardContext) -> CheckResult:
     model, findings = ctx.model, []
     model.train()
     batch = make_batch(ctx.recipe)
-    saved = buffers_of(model)
+    saved = state.snapshot(model, parameters=False)
     before, terms = _loss(ctx, model, batch)
     bad = [key for key, value in terms.items()
            if 'loss' in key and not torch.isfinite(value).all()]
@@ -87,10 +77,10 @@ def check(ctx: GuardContext) -> CheckResult:
                                      f'first in {next(iter(groups))}: {groups}'))
     optim_wrapper.step()
     optim_wrapper.zero_grad()
-    restore_buffers(model, saved)
+    state.restore(model, saved)
     with torch.no_grad():
         after, _ = _loss(ctx, model, batch)
-    restore_buffers(model, saved)
+    state.restore(model, saved)
     if not findings and not after < before:
         findings.append(Finding('6', f'one optimizer step did not lower the loss on a fixed '
                                      f'batch: {before.item():.6f} -> {after.item():.6f}'))
