@@ -11,5 +11,5 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 pytest_plugins = ['pytester']
-if not any(ep.value == 'harness.plugin' for ep in entry_points(group='pytest11')):
-    pytest_plugins.append('harness.plugin')
+if not any(ep.value == 'epam_guard.plugin' for ep in entry_points(group='pytest11')):
+    pytest_plugins.append('epam_guard.plugin')

@@ -7,7 +7,7 @@
 # use them, for each of train/val/test_dataloader:
 #   --cfg-options train_dataloader.dataset.ann_file=/data/ntu60_2d.pkl \
 #                 train_dataloader.dataset.data_prefix.video=/data/nturgbd_videos/ ...
-# (`python -m fixtures OUT_DIR` prints the full set for its synthetic data.)
+# (`python -m epam_guard.fixtures OUT_DIR` prints the full set for its synthetic data.)
 custom_imports = dict(imports=['epam'], allow_failed_imports=False)
 default_scope = 'mmaction'
 

@@ -2,7 +2,7 @@
 
 A :class:`GuardContext` is what every check receives: the config, the built
 model, the synthetic batch recipe and the device. Anything that makes the
-config unusable becomes a :class:`~harness.errors.ConfigError` with a one-line
+config unusable becomes a :class:`~epam_guard.errors.ConfigError` with a one-line
 diagnosis, never a bare traceback.
 """
 from __future__ import annotations

@@ -5,7 +5,7 @@ inside fixture bodies so ``pytest --help`` stays fast. The fixtures build one
 guard context per (device, size) for the session and run the checks once.
 
 Options: ``--epam-config``, ``--epam-device``, ``--epam-size`` and the other
-shared options with the ``--epam-`` prefix (see :mod:`harness.options`).
+shared options with the ``--epam-`` prefix (see :mod:`epam_guard.options`).
 Tests marked ``gpu`` run on CUDA and skip with a reason where none is visible.
 """
 from __future__ import annotations

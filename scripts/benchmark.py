@@ -78,7 +78,7 @@ class Floor:
 
     def batch(self, recipe: Any, views: int = 1, labels: list[int] | None = None) -> dict:
         """The synthetic batch for ``recipe``, ``views`` and ``labels``, made once."""
-        from harness.batch import make_batch
+        from epam_guard.batch import make_batch
 
         key = (recipe, views, tuple(labels) if labels else None)
         if key not in self.batches:
@@ -89,7 +89,7 @@ class Floor:
         """Preprocess ``batch`` and call the recognizer in ``mode`` (train mode for loss)."""
         import torch
 
-        from harness.batch import preprocess
+        from epam_guard.batch import preprocess
 
         training = mode == 'loss'
         self.model.train(training)
@@ -116,8 +116,8 @@ class Floor:
 
     def labels(self) -> None:
         """At tiny size with max(N, 8) samples: base, reversed, sub-batch, two bad labels."""
-        from harness.batch import select, shrink, synthetic_labels
-        from harness.checks.labels import MIN_SAMPLES
+        from epam_guard.batch import select, shrink, synthetic_labels
+        from epam_guard.checks.labels import MIN_SAMPLES
 
         size = max(self.recipe.batch_size, MIN_SAMPLES)
         tiny = replace(shrink(self.recipe), batch_size=size)
@@ -162,7 +162,7 @@ class Floor:
         """One eval tensor pass through backbone and head at one view (torchinfo's)."""
         import torch
 
-        from harness.batch import preprocess
+        from epam_guard.batch import preprocess
 
         self.model.eval()
         data = preprocess(self.model, self.batch(self.recipe), False)
@@ -208,11 +208,11 @@ def floor_worker(path: Path, size: str, batch_size: int, checks: list[str]) -> N
     start = time.perf_counter()
     import torch
 
-    from harness.context import GuardSettings, build_context, make_mmaction_importable
+    from epam_guard.context import GuardSettings, build_context, make_mmaction_importable
 
     make_mmaction_importable()  # the guard's own timed imports: torch, mmaction.models
     imports = time.perf_counter() - start
-    import harness.checks  # noqa: F401  (untimed, as in the guard's CLI)
+    import epam_guard.checks  # noqa: F401  (untimed, as in the guard's CLI)
 
     ctx = build_context(GuardSettings(size=size, batch_size=batch_size))
     floor = Floor(ctx)
@@ -259,9 +259,9 @@ def last_line(stderr: str, stdout: str) -> str:
 
 
 def guard_command() -> list[str]:
-    """``epam-guard`` of this interpreter's environment (or ``-m harness.cli``)."""
+    """``epam-guard`` of this interpreter's environment (or ``-m epam_guard.cli``)."""
     script = Path(sys.executable).with_name('epam-guard')
-    return [str(script)] if script.exists() else [sys.executable, '-m', 'harness.cli']
+    return [str(script)] if script.exists() else [sys.executable, '-m', 'epam_guard.cli']
 
 
 def guard_run(size: str, batch_size: int, skip: str | None, timeout: float) -> dict:

@@ -13,8 +13,8 @@ import argparse
 import statistics
 import time
 
-from harness.batch import make_batch, preprocess
-from harness.context import GuardSettings, build_context
+from epam_guard.batch import make_batch, preprocess
+from epam_guard.context import GuardSettings, build_context
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""One rank of the ``ddp`` check: ``python -m harness.checks._dist_worker SPEC RANK``.
+"""One rank of the ``ddp`` check: ``python -m epam_guard.checks._dist_worker SPEC RANK``.
 
 ``SPEC`` is a pickle the check writes (the config, the batch recipe, the
 rendezvous, where to report); each rank builds the model from the config with
@@ -29,7 +29,7 @@ def load(spec: dict[str, Any]) -> Any:
     from mmengine.utils import import_modules_from_strings
 
     from epam.compat import ensure_mmaction_models_importable
-    from harness.context import load_config
+    from epam_guard.context import load_config
 
     for folder in reversed(spec['import_paths']):
         if folder not in sys.path:
@@ -74,7 +74,7 @@ def wrap(cfg: Any, model: Any, device: Any) -> Any:
 
 def no_gradient(model: Any, batch: dict[str, Any]) -> list[str]:
     """Trainable parameters a plain loss backward leaves with ``grad is None``."""
-    from harness.batch import preprocess
+    from epam_guard.batch import preprocess
 
     model.train()
     losses = model(**preprocess(model, batch, True), mode='loss')
@@ -115,11 +115,11 @@ def run(spec: dict[str, Any], rank: int, report: Report) -> None:
     import torch.distributed as dist
 
     torch.set_num_threads(1)
-    torch.set_flush_denormal(True)  # see harness.checks._launch.cpu_math
+    torch.set_flush_denormal(True)  # see epam_guard.checks._launch.cpu_math
     from mmengine.optim import build_optim_wrapper
 
-    from harness.batch import make_batch
-    from harness.context import build_model, seed_everything
+    from epam_guard.batch import make_batch
+    from epam_guard.context import build_model, seed_everything
 
     report.save('config')
     cfg = load(spec)

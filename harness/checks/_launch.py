@@ -29,12 +29,12 @@ def synthetic_config(cfg: Any, root: Path, *, num_train: int, num_val: int,
                      seed: int = 0) -> tuple[Any, Any]:
     """A copy of ``cfg`` whose dataloaders read a synthetic NTU-60 set written under ``root``.
 
-    Only the data locations change (``fixtures.dataset_overrides``).
+    Only the data locations change (``epam_guard.fixtures.dataset_overrides``).
 
     Returns:
-        tuple: the config copy and the ``fixtures.SyntheticDataset``.
+        tuple: the config copy and the ``epam_guard.fixtures.SyntheticDataset``.
     """
-    from fixtures import dataset_overrides, make_ntu60_dataset
+    from epam_guard.fixtures import dataset_overrides, make_ntu60_dataset
 
     dataset = make_ntu60_dataset(Path(root) / 'data', num_train=num_train, num_val=num_val,
                                  seed=seed)

@@ -8,7 +8,7 @@ the loss: DDP then stops at the second step with "Expected to have finished
 reduction in the prior iteration". The check names those parameters, grouped
 by module, from a plain backward each rank runs before wrapping.
 
-Each rank is a fresh Python process (``harness.checks._dist_worker``) on
+Each rank is a fresh Python process (``epam_guard.checks._dist_worker``) on
 127.0.0.1 with one thread: gloo on the CPU, nccl when checking on CUDA with
 two GPUs visible (one GPU: gloo on the CPU). Each rank trains on its own
 synthetic batch of the guard's recipe, at most 2 samples (the rank's seed
@@ -127,7 +127,7 @@ def run_ranks(spec: Path, budget: float) -> dict[str, Any]:
         for rank in range(WORLD_SIZE):
             with open(folder / f'rank{rank}.log', 'wb') as log:
                 procs.append(subprocess.Popen(
-                    [sys.executable, '-m', 'harness.checks._dist_worker', str(spec), str(rank)],
+                    [sys.executable, '-m', 'epam_guard.checks._dist_worker', str(spec), str(rank)],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                     env=rank_env(rank), start_new_session=True))
         deadline, failed_at = time.monotonic() + budget, None

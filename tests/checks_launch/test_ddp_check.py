@@ -6,10 +6,10 @@ import dataclasses
 import pytest
 from launch_variants import BATCH, HERE, unused_head_overrides
 
-from harness.checks import ddp
-from harness.context import GuardSettings, build_context
-from harness.engine import run_check
-from harness.result import Status
+from epam_guard.checks import ddp
+from epam_guard.context import GuardSettings, build_context
+from epam_guard.engine import run_check
+from epam_guard.result import Status
 
 
 @pytest.mark.ddp

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 from launch_variants import steps
 
-from harness.checks import pipeline
-from harness.engine import run_check
-from harness.result import Status
+from epam_guard.checks import pipeline
+from epam_guard.engine import run_check
+from epam_guard.result import Status
 
 
 def failing(ctx):

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 from launch_variants import shrink
 
-from harness.checks import runner
-from harness.engine import run_check
-from harness.result import Status
+from epam_guard.checks import runner
+from epam_guard.engine import run_check
+from epam_guard.result import Status
 
 
 def managers() -> dict[str, list[str]]:

@@ -5,7 +5,7 @@ from typing import Any, Callable
 
 import pytest
 
-from harness.context import GuardSettings, build_context
+from epam_guard.context import GuardSettings, build_context
 
 #: Small batches keep each variant's checks to about a second on 2 cores.
 BATCH = 2

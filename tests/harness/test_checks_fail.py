@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 from guard_variants import SEED_DEFECT, overrides
 
-from harness.checks import CHECKS
-from harness.engine import run_check
-from harness.result import Status
+from epam_guard.checks import CHECKS
+from epam_guard.engine import run_check
+from epam_guard.result import Status
 
 
 def failing(make_context, check: str, cfg_options: dict, rule: str):
@@ -41,7 +41,7 @@ def test_seed_defect_fails_routing_with_where_gt_went(make_context):
 
 
 def test_seed_defect_trace_shows_gt_going_into_the_head(make_context, capsys):
-    from harness.trace import trace
+    from epam_guard.trace import trace
 
     text = trace(make_context(SEED_DEFECT))
     loss = text.split('\n\npredict mode')[0]

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from harness.batch import make_batch, preprocess
-from harness.checks import CHECKS
-from harness.engine import run_check
-from harness.result import Status
+from epam_guard.batch import make_batch, preprocess
+from epam_guard.checks import CHECKS
+from epam_guard.engine import run_check
+from epam_guard.result import Status
 
 CONTRACT_CHECKS = ('structure', 'routing', 'labels', 'train_step', 'eval_purity', 'summary')
 PARITY_ATOL = PARITY_RTOL = 1e-3

@@ -10,9 +10,9 @@ import threading
 import pytest
 from guard_variants import overrides
 
-from harness.cli import EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE, main
-from harness.engine import run_checks
-from harness.result import Status
+from epam_guard.cli import EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE, main
+from epam_guard.engine import run_checks
+from epam_guard.result import Status
 
 POSE_SAMPLER = 'train_dataloader.dataset.pipeline.0.clip_len.Pose'
 
@@ -104,8 +104,8 @@ def test_inf_in_the_inputs_is_traced_to_the_preprocessor(capsys):
 
 
 def test_nan_made_by_the_model_names_the_first_module(make_context):
-    from harness.checks import CHECKS
-    from harness.engine import run_check
+    from epam_guard.checks import CHECKS
+    from epam_guard.engine import run_check
 
     ctx = make_context(overrides(head='GuardTestNaNWeightsHead'))
     result = run_check(ctx, 'train_step', CHECKS['train_step'])
@@ -114,8 +114,8 @@ def test_nan_made_by_the_model_names_the_first_module(make_context):
 
 
 def test_a_hanging_check_is_bounded_and_the_others_still_run(make_context):
-    from harness.checks import CHECKS
-    from harness.engine import run_check
+    from epam_guard.checks import CHECKS
+    from epam_guard.engine import run_check
 
     ctx = make_context(timeout=0.5)
     release = threading.Event()

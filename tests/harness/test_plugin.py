@@ -11,8 +11,8 @@ def _imported_once(default_context):
     modules first imported inside them, and torch cannot be imported twice."""
     import syrupy.extensions.json  # noqa: F401
 
-    import harness.engine  # noqa: F401
-    import harness.snapshot  # noqa: F401
+    import epam_guard.engine  # noqa: F401
+    import epam_guard.snapshot  # noqa: F401
 
 
 def outcome(result) -> str:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.checks import CHECKS
-from harness.engine import run_check
+from epam_guard.checks import CHECKS
+from epam_guard.engine import run_check
 
 
 @pytest.fixture(scope='module')
