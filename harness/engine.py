@@ -16,23 +16,10 @@ from collections.abc import Callable, Iterable
 import torch
 
 from . import state
-from .checks import CHECKS, Check
+from .checks import CHECKS, Check, select_checks  # noqa: F401  (re-exported for callers)
 from .context import GuardContext
-from .errors import GuardError, one_line
+from .errors import one_line
 from .result import CheckResult, Status
-
-
-def select_checks(only: Iterable[str] | None = None,
-                  skip: Iterable[str] | None = None,
-                  available: dict[str, Check] | None = None) -> list[str]:
-    """Names to run, in registry order; unknown names are a :class:`GuardError`."""
-    available = CHECKS if available is None else available
-    only, skip = list(only or []), list(skip or [])
-    unknown = [name for name in only + skip if name not in available]
-    if unknown:
-        raise GuardError(f'unknown check(s) {", ".join(unknown)}; choose from '
-                         f'{", ".join(available)}')
-    return [name for name in available if (not only or name in only) and name not in skip]
 
 
 def _error(name: str, exc: BaseException) -> CheckResult:

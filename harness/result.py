@@ -1,9 +1,11 @@
-"""The result object every check returns, and the rules it can name."""
+"""The result object every check returns."""
 from __future__ import annotations
 
 import enum
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from .contract import Rule, rule
 
 
 class Status(str, enum.Enum):
@@ -15,26 +17,18 @@ class Status(str, enum.Enum):
     SKIP = 'skip'
 
 
-#: The sections of CONTRACT.md a check can cite, by their short names.
-RULES: dict[str, str] = {
-    '1': 'CONTRACT §1 inputs',
-    '2': 'CONTRACT §2 recognizer routing',
-    '3': 'CONTRACT §3 backbone 6-tuple',
-    '4': 'CONTRACT §4 head',
-    '5': 'CONTRACT §5 label semantics',
-    '6': 'CONTRACT §6 state and devices',
-}
-
-
 @dataclass
 class Finding:
     """One piece of evidence: the rule it breaks and what was seen."""
 
-    rule: str
+    rule: Rule
     message: str
 
+    def __post_init__(self) -> None:
+        self.rule = rule(self.rule)
+
     def __str__(self) -> str:
-        return f'[{RULES.get(self.rule, self.rule)}] {self.message}'
+        return f'[{self.rule}] {self.message}'
 
 
 @dataclass
@@ -48,6 +42,7 @@ class CheckResult:
         findings: the broken rules with their evidence (empty when passing).
         details: JSON-able data the check observed (structure, timings, ...).
         seconds: wall time the check took.
+        warnings: what passed but deserves attention (``--strict`` fails on them).
     """
 
     name: str
@@ -56,13 +51,14 @@ class CheckResult:
     findings: list[Finding] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return self.status in (Status.PASS, Status.SKIP)
 
     @property
-    def rules(self) -> list[str]:
+    def rules(self) -> list[Rule]:
         """The contract sections this result cites, in order, without repeats."""
         return list(dict.fromkeys(f.rule for f in self.findings))
 
@@ -70,16 +66,26 @@ class CheckResult:
         data = asdict(self)
         data['status'] = self.status.value
         data['findings'] = [
-            {'rule': RULES.get(f.rule, f.rule), 'message': f.message}
+            {'rule': str(f.rule), 'section': f.rule.value, 'message': f.message}
             for f in self.findings
         ]
         return data
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CheckResult:
+        """The inverse of :meth:`to_json` (results cross process boundaries as JSON)."""
+        findings = [Finding(f['section'], f['message']) for f in data.get('findings', [])]
+        return cls(data['name'], Status(data['status']), data['verdict'], findings,
+                   dict(data.get('details') or {}), float(data.get('seconds', 0.0)),
+                   list(data.get('warnings') or []))
+
 
 def conclude(name: str, findings: list[Finding], passed: str,
-             details: dict[str, Any] | None = None) -> CheckResult:
+             details: dict[str, Any] | None = None,
+             warnings: list[str] | None = None) -> CheckResult:
     """A pass with ``passed`` as verdict, or a fail that leads with the first finding."""
     if not findings:
-        return CheckResult(name, Status.PASS, passed, [], details or {})
+        return CheckResult(name, Status.PASS, passed, [], details or {}, warnings=warnings or [])
     more = f' (+{len(findings) - 1} more)' if len(findings) > 1 else ''
-    return CheckResult(name, Status.FAIL, f'{findings[0]}{more}', findings, details or {})
+    return CheckResult(name, Status.FAIL, f'{findings[0]}{more}', findings, details or {},
+                       warnings=warnings or [])

@@ -1,23 +1,97 @@
-"""The checks, in the order they run. Each is ``check(ctx) -> CheckResult``."""
+"""The check registry: each check with the rules it proves and its tier.
+
+A check is ``check(ctx) -> CheckResult``. Its entry here is the one place
+that says which contract rules it covers and whether it belongs to the
+``fast`` tier (contract checks on tiny batches, seconds: what pre-commit
+runs) or the ``launch`` tier (a real Runner, real pipelines, several
+processes: CI and the training node). The CLI's ``--list``/``--tier``, the
+pytest plugin, the README table and the benchmark read it from here.
+
+The check modules are imported lazily (:func:`load`), so the registry's
+names, rules and tiers are available without torch.
+"""
 from __future__ import annotations
 
-from typing import Callable
+import importlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Callable
 
-from ..context import GuardContext
-from ..result import CheckResult
-from . import ddp, eval_purity, labels, pipeline, routing, runner, structure, summary, train_step
+from ..contract import Rule
 
-Check = Callable[[GuardContext], CheckResult]
+FAST, LAUNCH = 'fast', 'launch'
+TIERS = (FAST, LAUNCH)
 
-#: name -> check function; the CLI's ``--only``/``--skip`` take these names.
-CHECKS: dict[str, Check] = {
-    'structure': structure.check,
-    'routing': routing.check,
-    'labels': labels.check,
-    'train_step': train_step.check,
-    'eval_purity': eval_purity.check,
-    'summary': summary.check,
-    'pipeline': pipeline.check,
-    'runner': runner.check,
-    'ddp': ddp.check,
-}
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """One registered check: its name, module, rules, tier and a one-line summary."""
+
+    name: str
+    rules: tuple[Rule, ...]
+    tier: str
+    summary: str
+
+    @property
+    def module(self) -> str:
+        return f'{__name__}.{self.name}'
+
+    @property
+    def function(self) -> Callable[[Any], Any]:
+        """The check function (imports its module, and torch, on first use)."""
+        return importlib.import_module(self.module).check  # type: ignore[no-any-return]
+
+    def __call__(self, ctx: Any) -> Any:
+        return self.function(ctx)
+
+
+CHECKS: dict[str, CheckSpec] = {spec.name: spec for spec in (
+    CheckSpec('structure', (Rule.BACKBONE, Rule.HEAD), FAST,
+              'the backbone returns the 6-tuple; head scores, losses and predictions have '
+              'the contract shape; the metric save_best waits for is produced'),
+    CheckSpec('routing', (Rule.ROUTING,), FAST,
+              'labels reach the backbone in loss mode only; the head gets (feats, '
+              'data_samples) and the 6-tuple only'),
+    CheckSpec('labels', (Rule.LABELS,), FAST,
+              'every loss target is the labels or hierarchy(labels), per sample; '
+              'predictions follow their samples; out-of-range labels are rejected'),
+    CheckSpec('train_step', (Rule.STATE,), FAST,
+              "one step of the config's optimizer lowers the loss; every term and gradient "
+              'is finite and of its sign; no trainable parameter is left without a gradient'),
+    CheckSpec('eval_purity', (Rule.STATE, Rule.INPUTS), FAST,
+              "predict changes no parameter or buffer; no call rewrites the caller's inputs"),
+    CheckSpec('summary', (Rule.STATE,), FAST,
+              'parameter counts per part (torchinfo); no part with parameters is frozen'),
+    CheckSpec('pipeline', (Rule.INPUTS,), LAUNCH,
+              "the config's train/val/test pipelines on synthetic NTU-60 data make what "
+              'the model takes'),
+    CheckSpec('runner', (Rule.HEAD, Rule.STATE), LAUNCH,
+              "a real MMEngine Runner from the config trains, validates, checkpoints, and "
+              'writes nothing outside its temporary folder'),
+    CheckSpec('ddp', (Rule.STATE,), LAUNCH,
+              'ranks started by torch.distributed.run train through the config\'s Runner '
+              'under its DDP wrapper and agree'),
+)}
+
+
+def names_in(tier: str | None = None) -> list[str]:
+    """Check names in registry order, of one tier (``fast``/``launch``) or all."""
+    return [name for name, spec in CHECKS.items() if tier in (None, 'all', spec.tier)]
+
+
+def select_checks(only: Iterable[str] | None = None, skip: Iterable[str] | None = None,
+                  tier: str | None = None) -> list[str]:
+    """Names to run, in registry order; unknown names raise a ``GuardError``."""
+    from ..errors import GuardError
+
+    only, skip = list(only or []), list(skip or [])
+    unknown = [name for name in only + skip if name not in CHECKS]
+    if unknown:
+        raise GuardError(f'unknown check(s) {", ".join(unknown)}; choose from '
+                         f'{", ".join(CHECKS)}')
+    if tier not in (None, 'all', *TIERS):
+        raise GuardError(f'--tier must be one of {", ".join(TIERS)} or all, but got {tier!r}')
+    return [name for name in names_in(tier) if (not only or name in only) and name not in skip]
+
+
+Check = Callable[[Any], Any]

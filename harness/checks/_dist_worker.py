@@ -26,10 +26,10 @@ STEPS = 2
 
 def load(spec: dict[str, Any]) -> Any:
     """The config the guard checks: the parent's own, or re-read from path and overrides."""
+    from epam_guard.context import load_config
     from mmengine.utils import import_modules_from_strings
 
     from epam.compat import ensure_mmaction_models_importable
-    from epam_guard.context import load_config
 
     for folder in reversed(spec['import_paths']):
         if folder not in sys.path:
@@ -116,10 +116,9 @@ def run(spec: dict[str, Any], rank: int, report: Report) -> None:
 
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)  # see epam_guard.checks._launch.cpu_math
-    from mmengine.optim import build_optim_wrapper
-
     from epam_guard.batch import make_batch
     from epam_guard.context import build_model, seed_everything
+    from mmengine.optim import build_optim_wrapper
 
     report.save('config')
     cfg = load(spec)

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from ..context import GuardContext
+from ..contract import Rule
 from ..result import CheckResult, Finding, conclude
 from .train_step import group_by_module
 
@@ -187,19 +188,21 @@ def diagnose(reports: list[dict[str, Any] | None], outcome: dict[str, Any],
     if outcome['timed_out']:
         phases = ', '.join(f'rank {r}: {(rep or {}).get("phase", "not started")}'
                            for r, rep in enumerate(reports))
-        findings.append(Finding('6', f'the 2 ranks did not finish within {budget:g} s ({phases}); '
-                                     'they were stopped (a collective that never completes?)'))
+        findings.append(Finding(Rule.STATE,
+            f'the 2 ranks did not finish within {budget:g} s ({phases}); '
+            'they were stopped (a collective that never completes?)'))
     seen: set[tuple[str, str]] = set()
     for rank, report in enumerate(reports):
         if report is None:
-            findings.append(Finding('6', f'rank {rank} exited with status '
-                                         f'{outcome["exit_codes"][rank]} without a report'))
+            findings.append(Finding(Rule.STATE, f'rank {rank} exited with status '
+                                                f'{outcome["exit_codes"][rank]} without a report'))
             continue
         error = report.get('error')
         if not error:
             if rank in outcome['stopped'] and not outcome['timed_out']:
-                findings.append(Finding('6', f'rank {rank} was still in {report["phase"]} '
-                                             f'{GRACE:g} s after the other rank failed; stopped'))
+                findings.append(Finding(Rule.STATE,
+                    f'rank {rank} was still in {report["phase"]} '
+                    f'{GRACE:g} s after the other rank failed; stopped'))
             continue
         key = (report['phase'], first_sentence(error))
         if key in seen:
@@ -213,19 +216,20 @@ def diagnose(reports: list[dict[str, Any] | None], outcome: dict[str, Any],
             groups = group_by_module(unused)
             named = (f'{len(unused)} parameters got no gradient, in {len(groups)} module(s): '
                      f'{groups}' if unused else 'DDP named no parameter')
-            findings.append(Finding('6', f'DistributedDataParallel (find_unused_parameters='
-                                         f'{report.get("find_unused_parameters")}) stopped '
-                                         f'{who} at {report["phase"]} with "{key[1]}": '
-                                         f'{named}; {FIX}'))
+            findings.append(Finding(Rule.STATE, f'DistributedDataParallel (find_unused_parameters='
+                                                f'{report.get("find_unused_parameters")}) stopped '
+                                                f'{who} at {report["phase"]} with "{key[1]}": '
+                                                f'{named}; {FIX}'))
         else:
-            findings.append(Finding('6', f'{who} failed in {report["phase"]}: {key[1][:500]}'))
+            findings.append(Finding(Rule.STATE,
+                f'{who} failed in {report["phase"]}: {key[1][:500]}'))
     done = [rep for rep in reports if rep and rep.get('checksum') is not None]
     if not findings and len(done) == WORLD_SIZE:
         a, b = done[0]['checksum'], done[1]['checksum']
         if abs(a - b) > 1e-6 * max(1.0, abs(a)):
-            findings.append(Finding('6', f'after {done[0]["steps"]} steps the ranks hold '
-                                         f'different parameters (sums {a:.8g} vs {b:.8g}): '
-                                         'gradients or updates are not synchronised'))
+            findings.append(Finding(Rule.STATE, f'after {done[0]["steps"]} steps the ranks hold '
+                                                f'different parameters (sums {a:.8g} vs {b:.8g}): '
+                                                'gradients or updates are not synchronised'))
     return findings
 
 

@@ -13,6 +13,7 @@ import torch
 from .. import state
 from ..batch import make_batch, preprocess
 from ..context import GuardContext
+from ..contract import Rule
 from ..result import CheckResult, Finding, conclude
 
 
@@ -50,12 +51,13 @@ def check(ctx: GuardContext) -> CheckResult:
         with torch.set_grad_enabled(training):
             model(**data, mode=mode)
         for change in _mutations(data['inputs'], before):
-            findings.append(Finding('1', f'{mode} mode: the caller\'s inputs {change}'))
+            findings.append(Finding(Rule.INPUTS, f'{mode} mode: the caller\'s inputs {change}'))
         if not training:
             changed = state.changed(model, saved)
             if changed:
-                findings.append(Finding('6', f'{mode} mode changed {len(changed)} parameters or '
-                                             f'buffers: {changed[:6]}'))
+                findings.append(Finding(Rule.STATE,
+                    f'{mode} mode changed {len(changed)} parameters or '
+                    f'buffers: {changed[:6]}'))
     return conclude('eval_purity', findings,
                     'predict and tensor calls change no parameter or buffer; no call rewrites '
                     'the caller\'s inputs')

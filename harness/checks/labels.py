@@ -15,6 +15,7 @@ import torch
 
 from ..batch import make_batch, select, shrink, synthetic_labels
 from ..context import GuardContext
+from ..contract import Rule
 from ..result import CheckResult, Finding, conclude
 from .common import Pass, coarse_of, integer_targets, run_pass, show
 
@@ -45,8 +46,9 @@ def _meaning(ctx: GuardContext, run: Pass, targets: Targets,
         elif torch.equal(target, coarse):
             kinds.add('coarse')
         else:
-            findings.append(Finding('5', f'{where} received {show(target)}; the labels are '
-                                         f'{show(fine)} and hierarchy(labels) is {show(coarse)}'))
+            findings.append(Finding(Rule.LABELS,
+                f'{where} received {show(target)}; the labels are '
+                f'{show(fine)} and hierarchy(labels) is {show(coarse)}'))
     return kinds
 
 
@@ -55,15 +57,17 @@ def _consistent(ctx: GuardContext, run: Pass, base: Targets, order: list[int], w
     """Targets of ``run``'s batch re-ordered by ``order`` must be ``base`` re-ordered."""
     other = loss_targets(run_pass(ctx, 'loss', batch=select(run.batch, order)))
     if len(other) != len(base):
-        findings.append(Finding('5', f'{what}: the losses received {len(other)} targets instead '
-                                     f'of {len(base)}'))
+        findings.append(Finding(Rule.LABELS,
+            f'{what}: the losses received {len(other)} targets instead '
+            f'of {len(base)}'))
         return
     index = torch.tensor(order)
     for (where, target), (_, changed) in zip(base, other):
         expected = target[index]
         if not torch.equal(changed, expected):
-            findings.append(Finding('5', f'{what} changed the targets of {where}: expected '
-                                         f'{show(expected)}, got {show(changed)}'))
+            findings.append(Finding(Rule.LABELS,
+                f'{what} changed the targets of {where}: expected '
+                f'{show(expected)}, got {show(changed)}'))
 
 
 def _out_of_range(ctx: GuardContext, findings: list[Finding]) -> dict[str, Any]:
@@ -74,15 +78,17 @@ def _out_of_range(ctx: GuardContext, findings: list[Finding]) -> dict[str, Any]:
         reached = [where for where, target in loss_targets(run) if bad in target.tolist()]
         seen[str(bad)] = run.error
         if run.error is None:
-            findings.append(Finding('5', f'label {bad} (outside [0, {ctx.recipe.num_classes})) '
+            findings.append(Finding(Rule.LABELS,
+                f'label {bad} (outside [0, {ctx.recipe.num_classes})) '
                                          'was accepted: no error was raised'
                                          + (f'; it reached {reached[0]}' if reached else '')))
         elif reached:
-            findings.append(Finding('5', f'label {bad} reached {reached[0]} before it was '
-                                         f'rejected ({run.error})'))
+            findings.append(Finding(Rule.LABELS, f'label {bad} reached {reached[0]} before it was '
+                                                 f'rejected ({run.error})'))
         elif str(bad) not in run.error:
-            findings.append(Finding('5', f'label {bad} was rejected with an error that does not '
-                                         f'name it: {run.error}'))
+            findings.append(Finding(Rule.LABELS,
+                f'label {bad} was rejected with an error that does not '
+                f'name it: {run.error}'))
     return seen
 
 
@@ -94,15 +100,16 @@ def check(ctx: GuardContext) -> CheckResult:
     run = run_pass(ctx, 'loss')
     targets = loss_targets(run)
     if run.error:
-        findings.append(Finding('5', f'loss mode raised {run.error}'))
+        findings.append(Finding(Rule.LABELS, f'loss mode raised {run.error}'))
     elif not targets:
-        findings.append(Finding('5', 'no loss module of the head received an integer target, so '
-                                     'the targets cannot be verified (losses must be modules '
-                                     'called with the label tensor)'))
+        findings.append(Finding(Rule.LABELS,
+            'no loss module of the head received an integer target, so '
+            'the targets cannot be verified (losses must be modules '
+            'called with the label tensor)'))
     kinds = _meaning(ctx, run, targets, findings)
     for kind in ('fine', 'coarse'):
         if targets and kind not in kinds:
-            findings.append(Finding('5', f'no loss received the {kind} labels'))
+            findings.append(Finding(Rule.LABELS, f'no loss received the {kind} labels'))
     if targets and not findings:  # size >= MIN_SAMPLES, so a sub-batch always exists
         _consistent(ctx, run, targets, list(reversed(range(size))), 'reversing the batch',
                     findings)

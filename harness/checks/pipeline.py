@@ -37,6 +37,7 @@ import torch
 
 from ..batch import POSE_STRIDE, RGB_STRIDE, read_label
 from ..context import GuardContext
+from ..contract import Rule
 from ..result import CheckResult, Finding, conclude
 from ._launch import (
     LOADERS,
@@ -244,16 +245,17 @@ def model_pass(ctx: GuardContext, split: str, data: dict[str, Any]) -> list[Find
             if mode == 'loss':
                 total, _ = model.parse_losses(output)
     except Exception as exc:
-        return [Finding('1', f'{where}: the model raised in {mode} mode on inputs that match '
-                             f'the checks above: {error_line(exc)}')]
+        return [Finding(Rule.INPUTS,
+            f'{where}: the model raised in {mode} mode on inputs that match '
+            f'the checks above: {error_line(exc)}')]
     if mode == 'loss' and not math.isfinite(float(total)):
-        return [Finding('4', f'{where}: the total loss is {float(total)}')]
+        return [Finding(Rule.HEAD, f'{where}: the total loss is {float(total)}')]
     if mode == 'predict':
         count = len(data['data_samples'])
         if not isinstance(output, (list, tuple)) or len(output) != count or not all(
                 'pred_score' in sample for sample in output):
-            return [Finding('4', f'{where}: predict must return {count} data samples with a '
-                                 f'pred_score, but returned {type(output).__name__}')]
+            return [Finding(Rule.HEAD, f'{where}: predict must return {count} data samples with a '
+                                       f'pred_score, but returned {type(output).__name__}')]
     return []
 
 
@@ -325,7 +327,8 @@ def check(ctx: GuardContext) -> CheckResult:
                     seen['batch'] = {key: shape(value) for key, value in data['inputs'].items()}
                     if not problems:
                         ready[split] = data
-            findings += [Finding('1', f'{split} pipeline: {problem}') for problem in problems]
+            findings += [Finding(Rule.INPUTS,
+                f'{split} pipeline: {problem}') for problem in problems]
             seen['seconds'] = round(time.perf_counter() - start, 2)
             details['splits'][split] = seen
         sizes = describe_sizes(ready)

@@ -8,6 +8,7 @@ tensor mode: ``gt=None, gt_coarse=None`` and no label tensor anywhere.
 from __future__ import annotations
 
 from ..context import GuardContext
+from ..contract import Rule
 from ..describe import short
 from ..result import CheckResult, Finding, conclude
 from .common import Pass, coarse_of, integer_targets, run_pass, same_labels, show
@@ -21,46 +22,51 @@ def _head_calls(run: Pass, findings: list[Finding]) -> None:
             extra = sorted(call.kwargs)
             if extra or len(call.args) > len(allowed):
                 names = ', '.join(extra) or f'{len(call.args)} positional arguments'
-                findings.append(Finding('2', f'{run.mode} mode: cls_head.{method} received '
-                                             f'{names}; it takes ({", ".join(allowed)}) only'
-                                             + (f' -> {call.error}' if call.error else '')))
+                findings.append(Finding(Rule.ROUTING,
+                    f'{run.mode} mode: cls_head.{method} received '
+                    f'{names}; it takes ({", ".join(allowed)}) only'
+                    + (f' -> {call.error}' if call.error else '')))
     for call in run.recorder.of('cls_head', 'forward'):
         x = call.args[0] if len(call.args) == 1 else None
         if call.kwargs or not isinstance(x, (tuple, list)) or len(x) != 6:
             received = ', '.join([short(a) for a in call.args] +
                                  [f'{k}={short(v)}' for k, v in call.kwargs.items()])
-            findings.append(Finding('2', f'{run.mode} mode: cls_head.forward must receive the '
-                                         f'6-tuple only, but received ({received})'
-                                         + (f' -> {call.error}' if call.error else '')))
+            findings.append(Finding(Rule.ROUTING,
+                f'{run.mode} mode: cls_head.forward must receive the '
+                f'6-tuple only, but received ({received})'
+                + (f' -> {call.error}' if call.error else '')))
 
 
 def _backbone_labels(ctx: GuardContext, run: Pass, findings: list[Finding]) -> None:
     calls = run.recorder.of('backbone')
     if len(calls) != 1:
-        findings.append(Finding('2', f'{run.mode} mode: the backbone was called {len(calls)} '
-                                     f'times, expected once ({run.error or "no error"})'))
+        findings.append(Finding(Rule.ROUTING,
+            f'{run.mode} mode: the backbone was called {len(calls)} '
+            f'times, expected once ({run.error or "no error"})'))
         return
     call = calls[0]
     gt, gt_coarse = call.argument('gt', 2), call.argument('gt_coarse', 3)
     if run.mode != 'loss':
         for name, value in (('gt', gt), ('gt_coarse', gt_coarse)):
             if value is not None:
-                findings.append(Finding('2', f'{run.mode} mode: the backbone received '
-                                             f'{name}={show(value)}; no label may reach the '
-                                             'model at inference'))
+                findings.append(Finding(Rule.ROUTING,
+                    f'{run.mode} mode: the backbone received '
+                    f'{name}={show(value)}; no label may reach the '
+                    'model at inference'))
         return
     fine = run.labels()
     device = run.data['inputs']['imgs'].device
     for name, value, expected in (('gt', gt, fine), ('gt_coarse', gt_coarse,
                                                       coarse_of(ctx, fine))):
         if value is None:
-            findings.append(Finding('2', f'loss mode: the backbone received no {name} '
-                                         f'(called with {short(call.args)}, '
-                                         f'{sorted(call.kwargs)}); it must receive '
-                                         f'{show(expected)}'))
+            findings.append(Finding(Rule.ROUTING, f'loss mode: the backbone received no {name} '
+                                                  f'(called with {short(call.args)}, '
+                                                  f'{sorted(call.kwargs)}); it must receive '
+                                                  f'{show(expected)}'))
         elif not same_labels(value, expected) or value.device != device:
-            findings.append(Finding('2', f'loss mode: the backbone received {name}={show(value)}'
-                                         f', expected {show(expected)} on {device.type}'))
+            findings.append(Finding(Rule.ROUTING,
+                f'loss mode: the backbone received {name}={show(value)}'
+                f', expected {show(expected)} on {device.type}'))
 
 
 def _label_leaks(run: Pass, findings: list[Finding]) -> None:
@@ -70,8 +76,8 @@ def _label_leaks(run: Pass, findings: list[Finding]) -> None:
             continue
         for name, value in integer_targets(call, fine.numel()):
             if same_labels(value, fine):
-                findings.append(Finding('2', f'{run.mode} mode: the labels reached '
-                                             f'{call.module}.{call.method} as {name}'))
+                findings.append(Finding(Rule.ROUTING, f'{run.mode} mode: the labels reached '
+                                                      f'{call.module}.{call.method} as {name}'))
 
 
 def check(ctx: GuardContext) -> CheckResult:
@@ -86,10 +92,10 @@ def check(ctx: GuardContext) -> CheckResult:
     tensor = runs[2]
     for method in ('loss', 'predict'):
         if tensor.recorder.of('cls_head', method):
-            findings.append(Finding('2', f'tensor mode called cls_head.{method}'))
+            findings.append(Finding(Rule.ROUTING, f'tensor mode called cls_head.{method}'))
     for run in runs:
         if run.error and not findings:
-            findings.append(Finding('2', f'{run.mode} mode raised {run.error}'))
+            findings.append(Finding(Rule.ROUTING, f'{run.mode} mode raised {run.error}'))
     details = {run.mode: [call.outline() for call in run.recorder.calls] for run in runs}
     return conclude('routing', findings,
                     'labels reach the backbone in loss mode only; the head receives no '

@@ -48,6 +48,7 @@ import torch
 from mmengine.hooks import Hook
 
 from ..context import GuardContext, build_model
+from ..contract import Rule
 from ..result import CheckResult, Finding, conclude
 from ._launch import LOADERS, cpu_math, error_line, synthetic_config
 
@@ -238,9 +239,9 @@ def metric_findings(save_best: list[str] | None, metrics: dict[str, Any] | None)
     if not save_best:
         return []
     if metrics is None:
-        return [Finding('4', f'CheckpointHook(save_best={save_best}) waits for a validation '
-                             'metric, but validation never reported any (is val_dataloader, '
-                             'val_cfg and val_evaluator set?)')]
+        return [Finding(Rule.HEAD, f'CheckpointHook(save_best={save_best}) waits for a validation '
+                                   'metric, but validation never reported any (is val_dataloader, '
+                                   'val_cfg and val_evaluator set?)')]
     missing = [key for key in save_best if key != 'auto' and key not in metrics]
     if not missing:
         return []
@@ -251,9 +252,10 @@ def metric_findings(save_best: list[str] | None, metrics: dict[str, Any] | None)
     fix = (f'set default_hooks.checkpoint.save_best to a produced key ('
            f'{"did you mean" if close else "e.g."} {(close or produced)[0]!r}?)' if produced
            else "make validation produce it (val_evaluator, the head's predict)")
-    return [Finding('4', f'CheckpointHook(save_best={missing[0]!r}) waits for a metric '
-                         f'validation never produces; it reported {shown or "nothing"}. A real '
-                         f'run dies with KeyError after its first validation; {fix}')]
+    return [Finding(Rule.HEAD,
+        f'CheckpointHook(save_best={missing[0]!r}) waits for a metric '
+        f'validation never produces; it reported {shown or "nothing"}. A real '
+        f'run dies with KeyError after its first validation; {fix}')]
 
 
 def loads_back(cfg: Any, paths: list[Path], trained: dict[str, torch.Tensor]
@@ -272,16 +274,17 @@ def loads_back(cfg: Any, paths: list[Path], trained: dict[str, torch.Tensor]
             state = torch.load(path, map_location='cpu', weights_only=False)
             fresh.load_state_dict(state['state_dict'], strict=True)
         except Exception as exc:
-            findings.append(Finding('6', f'checkpoint {path.name} does not load into a fresh '
-                                         f'model: {error_line(exc)}'))
+            findings.append(Finding(Rule.STATE,
+                f'checkpoint {path.name} does not load into a fresh '
+                f'model: {error_line(exc)}'))
             continue
         loaded = fresh.state_dict()
         differ = [key for key, value in trained.items()
                   if key not in loaded or not torch.equal(loaded[key].cpu(), value.cpu())]
         if differ:
-            findings.append(Finding('6', f'checkpoint {path.name} loads but {len(differ)} '
-                                         f'entries differ from the trained model: '
-                                         f'{differ[:SHOWN]}'))
+            findings.append(Finding(Rule.STATE, f'checkpoint {path.name} loads but {len(differ)} '
+                                                f'entries differ from the trained model: '
+                                                f'{differ[:SHOWN]}'))
     if paths:
         try:
             torch.load(paths[0], map_location='cpu')
@@ -335,23 +338,26 @@ def check(ctx: GuardContext) -> CheckResult:
         details['metrics'] = observer.metrics
         findings += metric_findings(details.get('save_best'), observer.metrics)
         if 'error' in details and not findings:
-            findings.append(Finding('6', f'the Runner failed during {observer.stage}: '
-                                         f'{details["error"]}'))
+            findings.append(Finding(Rule.STATE, f'the Runner failed during {observer.stage}: '
+                                                f'{details["error"]}'))
         if 'error' in details:
             details['console_tail'] = console.getvalue().splitlines()[-20:]
         elif observer.train_iters == 0:
-            findings.append(Finding('6', 'the Runner finished without a training iteration'))
+            findings.append(Finding(Rule.STATE,
+                'the Runner finished without a training iteration'))
         work_dir = Path(cfg.work_dir)
         checkpoints = sorted(work_dir.rglob('*.pth'))
         details['checkpoints'] = [str(p.relative_to(work_dir)) for p in checkpoints]
         if 'error' not in details:
             if not checkpoints:
-                findings.append(Finding('6', f'no checkpoint was written under the work dir '
-                                             f'after {observer.train_iters} iteration(s)'))
+                findings.append(Finding(Rule.STATE,
+                    f'no checkpoint was written under the work dir '
+                    f'after {observer.train_iters} iteration(s)'))
             if details.get('save_best') and not any(p.name.startswith('best_')
                                                     for p in checkpoints):
-                findings.append(Finding('6', f'save_best={details["save_best"]} but no best '
-                                             'checkpoint was written'))
+                findings.append(Finding(Rule.STATE,
+                    f'save_best={details["save_best"]} but no best '
+                    'checkpoint was written'))
             loaded, notes = loads_back(cfg, checkpoints, trained)
             findings += loaded
             details.update(notes)
@@ -360,7 +366,8 @@ def check(ctx: GuardContext) -> CheckResult:
         strays = [p for p in stray_writes(before, listing(watched), config)
                   if not p.startswith(folder)]
     if strays:
-        findings.append(Finding('6', f'the run wrote outside its work dir: {strays[:SHOWN]}'))
+        findings.append(Finding(Rule.STATE,
+            f'the run wrote outside its work dir: {strays[:SHOWN]}'))
     warning = details.get('default_torch_load', '')
     note = f'; warning: {warning}' if 'refuses' in warning else ''
     best = details.get('save_best') or ['(no save_best)']

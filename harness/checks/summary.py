@@ -12,6 +12,7 @@ import torch
 
 from ..batch import make_batch, preprocess
 from ..context import GuardContext
+from ..contract import Rule
 from ..result import CheckResult, Finding, conclude
 
 
@@ -44,7 +45,8 @@ def parameter_table(ctx: GuardContext) -> dict[str, Any]:
 def check(ctx: GuardContext) -> CheckResult:
     """Every part with parameters trains; counts are reported per part."""
     table = parameter_table(ctx)
-    findings = [Finding('6', f'{name} has {counts["params"]:,} parameters and none is trainable')
+    findings = [Finding(Rule.STATE,
+        f'{name} has {counts["params"]:,} parameters and none is trainable')
                 for name, counts in table['parts'].items()
                 if counts['params'] and not counts['trainable']]
     return conclude('summary', findings,

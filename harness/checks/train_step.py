@@ -19,6 +19,7 @@ import torch
 from .. import state
 from ..batch import make_batch, preprocess
 from ..context import GuardContext
+from ..contract import Rule
 from ..nonfinite import locate_non_finite
 from ..result import CheckResult, Finding, conclude
 
@@ -56,8 +57,8 @@ def check(ctx: GuardContext) -> CheckResult:
         data = preprocess(model, batch, True)
         where = locate_non_finite(model, data['inputs'], lambda: model(**data, mode='loss')) \
             or 'no module output was non-finite, so the loss computation itself made it'
-        findings = [Finding('6', f'loss {key!r} is not finite before the step '
-                                 f'({terms[key].detach().flatten()[0].item()}): {where}')
+        findings = [Finding(Rule.STATE, f'loss {key!r} is not finite before the step '
+                                        f'({terms[key].detach().flatten()[0].item()}): {where}')
                     for key in bad]
         return conclude('train_step', findings, '', {'non_finite': bad})
     optim_wrapper = build_optim_wrapper(model, copy.deepcopy(ctx.cfg.optim_wrapper))
@@ -73,8 +74,9 @@ def check(ctx: GuardContext) -> CheckResult:
             non_finite.append(name)
     if non_finite:
         groups = group_by_module(non_finite)
-        findings.append(Finding('6', f'{len(non_finite)} parameters got a non-finite gradient, '
-                                     f'first in {next(iter(groups))}: {groups}'))
+        findings.append(Finding(Rule.STATE,
+            f'{len(non_finite)} parameters got a non-finite gradient, '
+            f'first in {next(iter(groups))}: {groups}'))
     optim_wrapper.step()
     optim_wrapper.zero_grad()
     state.restore(model, saved)
@@ -82,8 +84,9 @@ def check(ctx: GuardContext) -> CheckResult:
         after, _ = _loss(ctx, model, batch)
     state.restore(model, saved)
     if not findings and not after < before:
-        findings.append(Finding('6', f'one optimizer step did not lower the loss on a fixed '
-                                     f'batch: {before.item():.6f} -> {after.item():.6f}'))
+        findings.append(Finding(Rule.STATE,
+            f'one optimizer step did not lower the loss on a fixed '
+            f'batch: {before.item():.6f} -> {after.item():.6f}'))
     details = {'loss_before': before.item(), 'loss_after': after.item(),
                'optimizer': type(optim_wrapper.optimizer).__name__,
                'no_gradient': group_by_module(unused)}
