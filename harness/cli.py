@@ -1,23 +1,43 @@
 """``epam-guard``: the command-line front end (check, trace, summary).
 
-Exit status: 0 every check passed, 1 a check failed or errored, 2 the
-config, the arguments or the device are unusable (one-line diagnosis).
+The CLI is a supervisor: it validates its arguments and prints its first line
+before anything heavy is imported, then runs the model in a child process it
+can always stop (:mod:`epam_guard.supervisor`), and renders what comes back.
+
+Exit status: 0 every check passed, 1 a check failed or errored (or warned,
+with ``--strict``), 2 the config, the arguments or the device are unusable
+(one-line diagnosis), 128+N when stopped by signal N (130 for Ctrl-C).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import shlex
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .options import add_options
-from .result import Status
+from .checks import CHECKS, select_checks
+from .options import add_options, output_file
 
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
 SHOWN_FINDINGS = 5
+#: Characters of a finding or verdict shown on the terminal (the JSON has all of it).
+SHOWN_CHARS = 400
+#: Options of the worker's settings that only the CLI reads.
+CLI_ONLY = ('command', 'json', 'junit', 'verbose', 'list', 'in_process')
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version('epam-guard')
+    except PackageNotFoundError:
+        return 'unknown'
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog='epam-guard',
         description='Check an EPAM-Net recognizer config against the interface contract '
                     'before spending GPU-days on it.')
+    parser.add_argument('--version', action='version', version=f'epam-guard {_version()}')
     commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
     check = commands.add_parser('check', help='run the contract checks (default: all)')
     trace = commands.add_parser('trace', help='print the data flow of one loss and one '
@@ -33,112 +54,325 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (check, trace, summary):
         sub.add_argument('config', nargs='?', default=None,
                          help='MMEngine config (default: the packaged configs/epam_ntu60.py)')
-        add_options(sub.add_argument, exclude=() if sub is check else ('only', 'skip'))
-    check.add_argument('--json', type=Path, default=None, metavar='PATH',
+        add_options(sub.add_argument, exclude=() if sub is check else (
+            'only', 'skip', 'tier', 'launcher', 'strict'))
+        sub.add_argument('--in-process', action='store_true',
+                         help='run the model in this process (for a debugger); a hang or '
+                              'crash of the model then takes the guard down with it')
+    check.add_argument('--json', type=output_file, default=None, metavar='PATH',
                        help='also write the results as JSON to PATH')
-    check.add_argument('--junit', type=Path, default=None, metavar='PATH',
+    check.add_argument('--junit', type=output_file, default=None, metavar='PATH',
                        help='also write the results as JUnit XML to PATH (one test case '
                             'per check)')
+    check.add_argument('--list', action='store_true',
+                       help='list the checks with their rules and tier, and exit')
     check.add_argument('-v', '--verbose', action='store_true',
-                       help='print every finding and the details of failures')
+                       help='print every finding in full and the details of failures')
     return parser
 
 
-def _import_stack() -> float:
-    """Import the heavy stack once, timed, so build and check times are honest."""
-    start = time.perf_counter()
-    import torch  # noqa: F401
-
-    from .context import make_mmaction_importable
-
-    make_mmaction_importable()
-    from . import checks  # noqa: F401  (the check modules, timed with the rest)
-
-    return time.perf_counter() - start
+def list_checks() -> str:
+    """The registry as a table: name, tier, rules, what it proves."""
+    width = max(len(name) for name in CHECKS)
+    return '\n'.join(f'{spec.name:<{width}}  {spec.tier:<6}  '
+                     f'{", ".join("§" + rule.value for rule in spec.rules):<8}  {spec.summary}'
+                     for spec in CHECKS.values())
 
 
-def _context(args: argparse.Namespace) -> Any:
-    from .context import GuardSettings, build_context
-
-    return build_context(GuardSettings.from_namespace(args))
-
-
-def _render(result: Any, verbose: bool) -> list[str]:
-    status = result.status.value.upper()
-    lines = [f'  {status:<5} {result.name:<12} {result.seconds:6.2f}s  {result.verdict}']
-    shown = result.findings if verbose else result.findings[:SHOWN_FINDINGS]
-    lines += [f'{"":27}- {finding}' for finding in shown[1:]]
-    hidden = len(result.findings) - len(shown)
-    if hidden > 0:
-        lines.append(f'{"":27}... {hidden} more (use --verbose or --json)')
-    if verbose and result.status is Status.ERROR:
-        lines += [f'{"":27}{line.rstrip()}' for line in result.details.get('traceback', [])]
-    return lines
+def bounded(text: str, limit: int = SHOWN_CHARS) -> str:
+    """``text`` on one line, cut to ``limit`` characters with an ellipsis."""
+    line = ' '.join(str(text).split())
+    return line if len(line) <= limit else line[:limit - 3] + '...'
 
 
-def cmd_check(args: argparse.Namespace, imports: float) -> int:
-    from .engine import run_checks, select_checks
+class Console:
+    """Prints the run as it happens; on a terminal, the running check with its elapsed time.
+
+    A closed pipe (``epam-guard trace | head``) ends the printing quietly, not the run.
+    """
+
+    def __init__(self, verbose: bool = False, stream: Any = None) -> None:
+        self.stream = stream or sys.stdout
+        self.verbose = verbose
+        self.tty = bool(getattr(self.stream, 'isatty', lambda: False)())
+        self.closed = False
+        self.running: tuple[str, float] | None = None
+        self.shown_progress = False
+
+    def line(self, text: str = '') -> None:
+        if self.closed:
+            return
+        self._clear_progress()
+        try:
+            self.stream.write(text + '\n')
+            self.stream.flush()
+        except BrokenPipeError:
+            self.closed = True
+            # Further writes (and the interpreter's final flush) go nowhere.
+            with contextlib.suppress(OSError, ValueError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self.stream.fileno())
+
+    def progress(self, label: str | None = None) -> None:
+        """Show (or refresh) ``label`` with the seconds since it started; TTY only."""
+        if not self.tty or self.closed:
+            return
+        if label is not None:
+            self.running = (label, time.monotonic())
+        if self.running is None:
+            return
+        name, since = self.running
+        text = f'  ....  {name:<12} {time.monotonic() - since:5.1f}s'
+        with contextlib.suppress(OSError):
+            self.stream.write('\r\x1b[2K' + text)
+            self.stream.flush()
+            self.shown_progress = True
+
+    def _clear_progress(self) -> None:
+        if self.shown_progress:
+            with contextlib.suppress(OSError):
+                self.stream.write('\r\x1b[2K')
+            self.shown_progress = False
+
+    def result(self, result: dict[str, Any]) -> None:
+        self.running = None
+        status = result['status'].upper()
+        limit = 10**6 if self.verbose else SHOWN_CHARS
+        self.line(f'  {status:<5} {result["name"]:<12} {result.get("seconds", 0.0):6.2f}s  '
+                  f'{bounded(result["verdict"], limit)}')
+        findings = result.get('findings', [])
+        shown = findings if self.verbose else findings[:SHOWN_FINDINGS]
+        for finding in shown[1:]:
+            text = f"[{finding['rule']}] {finding['message']}"
+            self.line(f'{"":27}- {bounded(text, limit)}')
+        hidden = len(findings) - len(shown)
+        if hidden > 0:
+            self.line(f'{"":27}... {hidden} more (use --verbose or --json)')
+        for warning in result.get('warnings', []):
+            self.line(f'{"":27}warning: {bounded(warning, limit)}')
+        if self.verbose and result['status'] == 'error':
+            details = result.get('details') or {}
+            for key in ('stack', 'traceback', 'log_tail'):
+                for text in details.get(key) or []:
+                    self.line(f'{"":27}{str(text).rstrip()}')
+
+
+def _header_line(header: dict[str, Any]) -> str:
+    recipe = header['recipe']
+    line = (f'  N={recipe["batch_size"]} V={recipe["views"]}  RGB {recipe["rgb_frames"]}x'
+            f'{recipe["crop"]}x{recipe["crop"]}  pose {recipe["heatmap_channels"]}x'
+            f'{recipe["pose_frames"]}x{recipe["heatmap"]}x{recipe["heatmap"]}  '
+            f'device {header["device"]}')
+    if header.get('hierarchy'):
+        line += f'  hierarchy: {header["hierarchy"]}'
+    return line
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    return {key: value for key, value in vars(args).items() if key not in CLI_ONLY}
+
+
+def _resolve_config(args: argparse.Namespace) -> str:
+    from .defaults import default_config_path
+    from .errors import ConfigError
+
+    if args.config is None:
+        found = default_config_path()
+        if found is None:
+            raise ConfigError('the default config configs/epam_ntu60.py is not installed; '
+                              'pass a config path')
+        return str(found)
+    path = Path(args.config)
+    if not path.exists():
+        raise ConfigError(f'config {path} does not exist')
+    if not path.is_file():
+        raise ConfigError(f'config {path} is not a file')
+    return str(path.resolve())
+
+
+def _run(spec: dict[str, Any], args: argparse.Namespace, on_event: Any) -> Any:
+    """Run the spec supervised in a child process (or, with ``--in-process``, here)."""
+    from .supervisor import Outcome, Supervisor, become_subreaper, reap_orphans
+
+    if args.in_process:
+        from .worker import session
+
+        outcome = Outcome()
+
+        def record(event: dict[str, Any]) -> None:
+            kind = event['event']
+            if kind == 'ready':
+                outcome.header = event['header']
+            elif kind == 'result':
+                outcome.results.append(event['result'])
+            elif kind == 'fatal':
+                outcome.fatal = event
+            elif kind == 'text':
+                outcome.text.append(event['text'])
+            elif kind == 'start':
+                outcome.running = event['check']
+            on_event(event)
+
+        session(spec, record)
+        return outcome
+    become_subreaper()
+    supervisor = Supervisor(spec, args.timeout, on_event, spec['settings'].get('import_path'))
+    try:
+        supervisor.run()
+    except BaseException as exc:
+        from .supervisor import Interrupted
+
+        if not isinstance(exc, Interrupted):
+            raise
+        supervisor.outcome.interrupted = exc
+    finally:
+        supervisor.close()
+        reap_orphans()
+    return supervisor.outcome
+
+
+def cmd_check(args: argparse.Namespace, console: Console, started: float) -> int:
+    if args.list:
+        console.line(list_checks())
+        return EXIT_OK
+    names = select_checks(args.only, args.skip, args.tier)
+    config = _resolve_config(args)
+    settings = {**_settings(args), 'config': config}
+    console.line(f'epam-guard check {config}  tier={args.tier} size={args.size} '
+                 f'device={args.device} launcher={args.launcher}')
+    if args.launcher != 'none':
+        from .launcher import run as run_launched
+        from .worker import settings_from
+
+        return int(run_launched(settings_from(settings), names, args.json, args.junit))
+
+    def on_event(event: dict[str, Any]) -> None:
+        kind = event['event']
+        if kind == 'ready':
+            console.line(_header_line(event['header']))
+            if event['header'].get('size_note'):
+                console.line(f'  note: {event["header"]["size_note"]}')
+        elif kind == 'start':
+            console.progress(event['check'])
+        elif kind == 'tick':
+            console.progress()
+        elif kind == 'result':
+            console.result(event['result'])
+
+    console.progress('start-up')
+    outcome = _run({'command': 'check', 'settings': settings, 'checks': names}, args, on_event)
+    return _conclude(args, console, outcome, names, started)
+
+
+def _conclude(args: argparse.Namespace, console: Console, outcome: Any, names: list[str],
+              started: float) -> int:
+    results = outcome.results
+    failed = [r['name'] for r in results if r['status'] in ('fail', 'error')]
+    warned = [r['name'] for r in results if r.get('warnings')]
+    cause = None
+    if outcome.fatal is not None:
+        code = int(outcome.fatal.get('exit', EXIT_UNUSABLE))
+        console.line()
+        _error(outcome.fatal['message'])
+    elif outcome.interrupted is not None:
+        code = outcome.interrupted.exit_code
+        during = outcome.running or ('start-up' if outcome.header is None else 'the report')
+        _error(f'interrupted during {during} ({outcome.interrupted})')
+    else:
+        cause = _root_cause(results)
+        timings = dict((outcome.header or {}).get('timings') or {})
+        timings['checks'] = sum(r.get('seconds', 0.0) for r in results)
+        timings['wall'] = time.perf_counter() - started
+        console.line('  ' + '  '.join(f'{k} {v:.2f}s' for k, v in timings.items()))
+        if cause is not None:
+            console.line(f'ROOT CAUSE: {bounded(cause["message"])}')
+            if cause.get('follows'):
+                console.line(f'  {", ".join(cause["follows"])} fail because of it; fix it first')
+        strict = args.strict and warned
+        console.line(f'{len(results) - len(failed)} passed, {len(failed)} failed'
+                     + (f' ({", ".join(failed)})' if failed else '')
+                     + (f'; warnings in {", ".join(warned)}' if warned else '')
+                     + (' (--strict: warnings fail)' if strict else ''))
+        code = EXIT_FAILED if failed or strict else EXIT_OK
+    meta = {
+        'command': shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        'config': (outcome.header or {}).get('config'), 'exit_status': code,
+        'checks': names, 'root_cause': cause, 'fatal': outcome.fatal,
+        'interrupted': str(outcome.interrupted) if outcome.interrupted else None,
+        **{key: value for key, value in (outcome.header or {}).items() if key != 'config'},
+    }
+    _write_reports(args, results, meta)
+    return code
+
+
+def _root_cause(results: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The one mistake several failures follow from, when there is one."""
+    try:
+        from .rootcause import root_cause
+    except ImportError:
+        return None
+    from dataclasses import asdict, is_dataclass
+
+    from .result import CheckResult
+
+    found = root_cause([CheckResult.from_json(r) for r in results])
+    if found is None:
+        return None
+    data = asdict(found) if is_dataclass(found) else dict(found)
+    data.setdefault('message', str(found))
+    return data
+
+
+def _write_reports(args: argparse.Namespace, results: list[dict[str, Any]],
+                   meta: dict[str, Any]) -> None:
     from .report import write_json, write_junit
 
-    names = select_checks(args.only, args.skip)
-    ctx = _context(args)
-    recipe = ctx.recipe
-    print(f'epam-guard check {ctx.settings.config}  size={recipe.size} device={ctx.device} '
-          f'N={recipe.batch_size} V={recipe.views}')
-    start = time.perf_counter()
-    results = run_checks(ctx, names, on_result=lambda result: print(
-        '\n'.join(_render(result, args.verbose)), flush=True))
-    checks = time.perf_counter() - start
-    timings = {'imports': imports, **ctx.timings, 'checks': checks}
-    timings['total'] = sum(timings.values())
-    print('  ' + '  '.join(f'{k} {v:.2f}s' for k, v in timings.items()))
-    failed = [r.name for r in results if not r.ok]
-    print(f'{len(results) - len(failed)} passed, {len(failed)} failed'
-          + (f' ({", ".join(failed)})' if failed else ''))
     if args.json:
-        write_json(args.json, results, {'config': str(ctx.settings.config),
-                                        'device': str(ctx.device), 'size': recipe.size,
-                                        'recipe': asdict(recipe), 'timings': timings})
+        write_json(args.json, results, meta)
     if args.junit:
         write_junit(args.junit, results)
-    return EXIT_FAILED if failed else EXIT_OK
 
 
-def cmd_trace(args: argparse.Namespace, imports: float) -> int:
-    from .trace import trace
+def _error(message: str) -> None:
+    with contextlib.suppress(OSError):
+        print(f'epam-guard: error: {bounded(message, 2000)}', file=sys.stderr, flush=True)
 
-    print(trace(_context(args)))
+
+def cmd_text(args: argparse.Namespace, console: Console, started: float) -> int:
+    """``trace`` and ``summary``: one text from the model process."""
+    config = _resolve_config(args)
+    settings = {**_settings(args), 'config': config}
+    console.progress('start-up')
+    outcome = _run({'command': args.command, 'settings': settings, 'checks': []}, args,
+                   lambda event: console.progress() if event['event'] == 'tick' else None)
+    if outcome.fatal is not None:
+        _error(outcome.fatal['message'])
+        return int(outcome.fatal.get('exit', EXIT_UNUSABLE))
+    if outcome.interrupted is not None:
+        _error(f'interrupted during {args.command} ({outcome.interrupted})')
+        return outcome.interrupted.exit_code
+    for text in outcome.text:
+        console.line(text)
     return EXIT_OK
 
 
-def cmd_summary(args: argparse.Namespace, imports: float) -> int:
-    from .checks.summary import parameter_table
-
-    table = parameter_table(_context(args))
-    width = max(len(name) for name in table['parts'])
-    for name, counts in table['parts'].items():
-        print(f'  {name:<{width}}  {counts["params"]:>12,}  trainable {counts["trainable"]:>12,}')
-    print(f'  {"total":<{width}}  {table["total"]:>12,}  trainable {table["trainable"]:>12,}'
-          f'  mult-adds {table["mult_adds"]:,}')
-    return EXIT_OK
-
-
-COMMANDS = {'check': cmd_check, 'trace': cmd_trace, 'summary': cmd_summary}
+COMMANDS = {'check': cmd_check, 'trace': cmd_text, 'summary': cmd_text}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``epam-guard``; returns the exit status."""
+    started = time.perf_counter()
     args = build_parser().parse_args(argv)
     from .errors import GuardError
 
+    console = Console(getattr(args, 'verbose', False))
     try:
-        imports = _import_stack()
-        return COMMANDS[args.command](args, imports)
+        return COMMANDS[args.command](args, console, started)
     except GuardError as exc:
-        print(f'epam-guard: error: {exc}', file=sys.stderr)
-        return EXIT_UNUSABLE
+        _error(str(exc))
+        return exc.exit_code
     except KeyboardInterrupt:
-        print('epam-guard: interrupted', file=sys.stderr)
+        _error('interrupted')
         return 130
 
 

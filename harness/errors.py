@@ -9,8 +9,11 @@ class GuardError(Exception):
     """The guard cannot run: the config, the arguments or the device is unusable.
 
     The message is a one-line diagnosis a person can act on. The CLI exits
-    with status 2 on it.
+    with ``exit_code`` on it: 2 (unusable input) unless a subclass says the
+    model itself broke a rule (1).
     """
+
+    exit_code = 2
 
 
 class ConfigError(GuardError):

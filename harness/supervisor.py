@@ -1,0 +1,360 @@
+"""Run model code in a child process the guard can always stop.
+
+The guard runs other people's unfinished model code. A check that hangs,
+a segfault, ``os._exit`` or a signal must end in a report, never in silence or
+orphans. So the CLI does not run checks itself: it starts
+``python -m epam_guard.worker`` in a new session, reads its JSON events from a
+pipe and watches the clock.
+
+- A check that runs past ``timeout`` gets its stack dumped (``faulthandler``
+  on ``SIGUSR1``), then the child and everything it started are stopped;
+  the check is reported as hung, with where it was, and a fresh child runs
+  the remaining checks.
+- A child that ends without saying ``done`` (segfault, ``os._exit``, killed)
+  is reported against the check it was running, with its exit status or
+  signal and the stack ``faulthandler`` wrote; the remaining checks go on in
+  a fresh child.
+- Every process of the run is stopped and reaped on every way out (frozen
+  with ``SIGSTOP`` first, so nothing spawns while the tree is walked), and
+  the run's temporary folder (spec, stack dumps, the child's ``TMPDIR``) is
+  removed.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import re
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+Event = dict[str, Any]
+#: Seconds the child gets to write its stack after the dump signal.
+DUMP_GRACE = 0.5
+#: Lines of the child's own output kept for a report.
+LOG_TAIL = 15
+#: Frames of a dumped stack kept in a report.
+STACK_FRAMES = 8
+FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+) in (?P<func>\S+)')
+#: Frames inside these packages are not where a user looks first.
+LIBRARY_PARTS = ('/torch/', '/mmengine/', '/epam_guard/', '/harness/', '/threading.py',
+                 '/selectors.py', '/contextlib.py')
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM reached the guard; the run is being stopped."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into :class:`Interrupted` while the body runs (main thread)."""
+    def raise_interrupted(signum: int, frame: Any) -> None:
+        raise Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, raise_interrupted)
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def become_subreaper() -> bool:
+    """Adopt orphaned descendants (Linux ``PR_SET_CHILD_SUBREAPER``), so none escapes to PID 1.
+
+    Only the CLI's own process calls this: it changes how the process's
+    descendants are re-parented, which a host process (pytest) should decide.
+    """
+    if not sys.platform.startswith('linux'):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
+
+
+def stop_tree(pid: int) -> list[int]:
+    """Stop ``pid`` and every descendant: freeze them all, then kill and reap. Returns the pids."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return []
+    procs: dict[int, Any] = {}
+    for _ in range(3):  # freeze, then look again for children started meanwhile
+        found = [root, *root.children(recursive=True)] if root.is_running() else []
+        new = [p for p in found if p.pid not in procs]
+        if not new:
+            break
+        for proc in new:
+            procs[proc.pid] = proc
+            with contextlib.suppress(psutil.Error):
+                proc.suspend()
+    for proc in procs.values():
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(list(procs.values()), timeout=5)
+    return list(procs)
+
+
+def reap_orphans() -> list[int]:
+    """Stop and reap whatever descendants this process still has (adopted orphans included)."""
+    import psutil
+
+    stopped: list[int] = []
+    for child in psutil.Process().children():
+        stopped += stop_tree(child.pid)
+    return stopped
+
+
+def describe_exit(returncode: int) -> str:
+    """``killed by SIGSEGV (segmentation fault)`` / ``exited with status 3``."""
+    if returncode < 0:
+        sig = signal.Signals(-returncode)
+        what = {signal.SIGSEGV: 'segmentation fault', signal.SIGKILL: 'killed, e.g. out of memory',
+                signal.SIGABRT: 'abort', signal.SIGBUS: 'bus error'}.get(sig)
+        return f'was killed by {sig.name}' + (f' ({what})' if what else '')
+    if returncode == 0:
+        return 'exited with status 0 before finishing (os._exit in model code?)'
+    return f'exited with status {returncode}'
+
+
+def read_stack(path: Path) -> list[str]:
+    """Frames of the main thread's last dump in ``path``, innermost first, as ``file:line in f``."""
+    try:
+        text = path.read_text(errors='replace')
+    except OSError:
+        return []
+    blocks = re.split(r'\n(?=(?:Current thread|Thread) 0x)', text)
+    dumps = [b for b in blocks if b.startswith(('Current thread', 'Thread'))]
+    if not dumps:
+        return []
+    # The last dump; its main thread is the one the checks run on (listed last).
+    last_dump = [b for b in dumps if 'most recent call first' in b]
+    block = last_dump[-1] if last_dump else dumps[-1]
+    return [f'{m["file"]}:{m["line"]} in {m["func"]}' for m in FRAME.finditer(block)]
+
+
+def where(stack: list[str]) -> str:
+    """The innermost frame worth showing: user code before library code."""
+    for frame in stack:
+        if not any(part in frame for part in LIBRARY_PARTS):
+            return frame
+    return stack[0] if stack else 'an unknown place (no stack was written)'
+
+
+@dataclass
+class Outcome:
+    """What a supervised run produced."""
+
+    header: dict[str, Any] | None = None
+    results: list[dict[str, Any]] = field(default_factory=list)
+    fatal: dict[str, Any] | None = None
+    text: list[str] = field(default_factory=list)
+    interrupted: Interrupted | None = None
+    running: str | None = None
+    restarts: int = 0
+
+
+class Supervisor:
+    """Runs one command (``check``, ``trace``, ``summary``) in supervised child processes.
+
+    Args:
+        spec: the worker's spec (command, settings, checks); see :mod:`epam_guard.worker`.
+        timeout: seconds one check (and the start-up before the first) may take.
+        on_event: sees each event as it arrives (the CLI prints from it); events
+            the supervisor makes itself (a hung or crashed check) come through it too.
+        import_paths: folders put first on the child's ``PYTHONPATH``.
+    """
+
+    def __init__(self, spec: dict[str, Any], timeout: float,
+                 on_event: Callable[[Event], None] | None = None,
+                 import_paths: list[str] | None = None) -> None:
+        self.spec, self.timeout = spec, timeout
+        self.on_event = on_event or (lambda event: None)
+        self.import_paths = list(import_paths or [])
+        self.folder = Path(tempfile.mkdtemp(prefix='epam-guard-'))
+        self.proc: subprocess.Popen | None = None
+        self.outcome = Outcome()
+        self._check_started = time.monotonic()
+
+    # ------------------------------------------------------------------ life cycle
+    def __enter__(self) -> Supervisor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop every process of the run and remove its temporary folder."""
+        if self.proc is not None:
+            stop_tree(self.proc.pid)
+            self.proc = None
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        paths = self.import_paths + [p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p]
+        if paths:
+            env['PYTHONPATH'] = os.pathsep.join(dict.fromkeys(paths))
+        tmp = self.folder / 'tmp'
+        tmp.mkdir(exist_ok=True)
+        env['TMPDIR'] = str(tmp)  # whatever the checks create goes when the run ends
+        return env
+
+    def _spawn(self, checks: list[str], attempt: int) -> tuple[subprocess.Popen, int, Path, Path]:
+        fault, log = self.folder / f'stack{attempt}.txt', self.folder / f'child{attempt}.log'
+        spec_path = self.folder / f'spec{attempt}.json'
+        spec_path.write_text(json.dumps({**self.spec, 'checks': checks,
+                                         'fault_file': str(fault)}, default=str))
+        read_fd, write_fd = os.pipe()
+        with open(log, 'wb') as out:
+            proc = subprocess.Popen(
+                [sys.executable, '-m', 'epam_guard.worker', str(spec_path), str(write_fd)],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                pass_fds=(write_fd,), env=self._env(), start_new_session=True)
+        os.close(write_fd)
+        return proc, read_fd, fault, log
+
+    # ------------------------------------------------------------------ running
+    def run(self) -> Outcome:
+        """Run the spec's command to the end; a hung or crashed check does not stop the rest."""
+        remaining = list(self.spec.get('checks') or [])
+        attempt = 0
+        while True:
+            finished = self._run_child(remaining, attempt)
+            attempt += 1
+            if finished or self.outcome.fatal is not None or not remaining:
+                return self.outcome
+            self.outcome.restarts += 1
+
+    def _emit(self, event: Event) -> None:
+        self.on_event(event)
+
+    def _run_child(self, remaining: list[str], attempt: int) -> bool:
+        """One child over ``remaining`` (consumed as results arrive); True when it said done."""
+        self.proc, read_fd, fault, log = self._spawn(list(remaining), attempt)
+        running: str | None = None
+        since = time.monotonic()
+        buffer = b''
+        selector = selectors.DefaultSelector()
+        selector.register(read_fd, selectors.EVENT_READ)
+        try:
+            while True:
+                ready = selector.select(timeout=0.2)
+                if ready:
+                    chunk = os.read(read_fd, 1 << 16)
+                    if not chunk:  # the child (and only it) held the write end: it has ended
+                        break
+                    buffer += chunk
+                    *lines, buffer = buffer.split(b'\n')
+                    for line in lines:
+                        event = json.loads(line)
+                        kind = event.get('event')
+                        if kind == 'start':
+                            running, since = event['check'], time.monotonic()
+                            self.outcome.running, self._check_started = running, since
+                        elif kind == 'result':
+                            self.outcome.results.append(event['result'])
+                            remaining.remove(event['result']['name'])
+                            running, since = None, time.monotonic()
+                            self.outcome.running = None
+                        elif kind == 'ready':
+                            self.outcome.header = event['header']
+                            since = time.monotonic()
+                        elif kind == 'fatal':
+                            self.outcome.fatal = event
+                        elif kind == 'text':
+                            self.outcome.text.append(event['text'])
+                        self._emit(event)
+                        if kind in ('done', 'fatal'):
+                            return True
+                elif self.proc.poll() is not None:
+                    break
+                else:
+                    self._emit({'event': 'tick'})
+                if time.monotonic() - since > self.timeout:
+                    self._hung(running, remaining, fault, log)
+                    return False
+            self.proc.wait()
+            self._crashed(running, remaining, fault, log)
+            return False
+        finally:
+            selector.close()
+            os.close(read_fd)
+            if self.proc is not None:
+                stop_tree(self.proc.pid)
+                self.proc = None
+
+    # ------------------------------------------------------------------ reports
+    def _log_tail(self, log: Path) -> list[str]:
+        try:
+            return log.read_text(errors='replace').splitlines()[-LOG_TAIL:]
+        except OSError:
+            return []
+
+    def _report(self, running: str | None, remaining: list[str], verdict: str,
+                details: dict[str, Any]) -> None:
+        if running is None:
+            # Before the first check: nothing was built, so no check can run.
+            self.outcome.fatal = {'event': 'fatal', 'exit': 1, 'rule': None,
+                                  'message': f'the model process {verdict} while loading the '
+                                             'config and building the model', **details}
+            self._emit(self.outcome.fatal)
+            return
+        remaining.remove(running)
+        result = {'name': running, 'status': 'error', 'verdict': verdict, 'findings': [],
+                  'details': details,
+                  'seconds': round(time.monotonic() - self._check_started, 2), 'warnings': []}
+        self.outcome.results.append(result)
+        self.outcome.running = None
+        self._emit({'event': 'result', 'result': result})
+
+    def _hung(self, running: str | None, remaining: list[str], fault: Path, log: Path) -> None:
+        assert self.proc is not None
+        from .worker import DUMP_SIGNAL
+
+        if DUMP_SIGNAL is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(DUMP_SIGNAL)
+            time.sleep(DUMP_GRACE)
+        stop_tree(self.proc.pid)
+        stack = read_stack(fault)
+        verdict = (f'did not finish within {self.timeout:g} s and was stopped; it was in '
+                   f'{where(stack)}')
+        self._report(running, remaining, verdict if running else f'hung ({verdict})',
+                     {'stack': stack[:STACK_FRAMES], 'log_tail': self._log_tail(log)})
+
+    def _crashed(self, running: str | None, remaining: list[str], fault: Path,
+                 log: Path) -> None:
+        assert self.proc is not None
+        code = self.proc.returncode
+        stack = read_stack(fault)
+        at = f' in {where(stack)}' if stack else ''
+        verdict = f'the model process {describe_exit(code)}{at}'
+        if running is None:
+            verdict = describe_exit(code) + at
+        self._report(running, remaining, verdict,
+                     {'exit_status': code, 'stack': stack[:STACK_FRAMES],
+                      'log_tail': self._log_tail(log)})

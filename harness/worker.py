@@ -1,0 +1,165 @@
+"""The model side of a guard run: build the context, run the checks, report events.
+
+Model code (the user's, not ours) runs here. The CLI normally runs this in a
+child process it supervises (:mod:`epam_guard.supervisor`):
+``python -m epam_guard.worker SPEC EVENT_FD`` reads the command from the JSON
+file ``SPEC`` and writes one JSON event per line to the file descriptor
+``EVENT_FD``. With ``--in-process`` the CLI calls :func:`session` directly.
+
+Events, in order: ``ready`` (what was built: recipe, device, hierarchy,
+versions, timings), then per check ``start`` and ``result``, or ``text`` for
+``trace``/``summary``; ``fatal`` when the config or model is unusable;
+``done`` at the end. A child that stops before ``done`` crashed or was
+stopped; the supervisor says which check it was in.
+"""
+from __future__ import annotations
+
+import faulthandler
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable
+
+Emit = Callable[[dict[str, Any]], None]
+
+#: Signal the supervisor sends before stopping a hung child: dump every thread's stack.
+DUMP_SIGNAL = getattr(signal, 'SIGUSR1', None)
+
+
+def versions() -> dict[str, str | None]:
+    """Versions of the guard and of the stack it runs on (absent ones are None)."""
+    from importlib import import_module
+    from importlib.metadata import PackageNotFoundError, version
+
+    found: dict[str, str | None] = {}
+    try:
+        found['epam-guard'] = version('epam-guard')
+    except PackageNotFoundError:
+        found['epam-guard'] = None
+    for name in ('torch', 'mmengine', 'mmaction', 'mmcv', 'numpy'):
+        try:
+            found[name] = str(import_module(name).__version__)
+        except Exception:  # absent, or its import fails: the report says so
+            found[name] = None
+    return found
+
+
+def settings_from(data: dict[str, Any]) -> Any:
+    """``GuardSettings`` from the CLI's option values (``{name: value}``)."""
+    from .context import GuardSettings
+
+    return GuardSettings.from_namespace(SimpleNamespace(**data))
+
+
+def header(ctx: Any, imports: float) -> dict[str, Any]:
+    """What the report says about the run before any check: sizes, device, sources."""
+    from dataclasses import asdict
+
+    hierarchy = ctx.hierarchy
+    return {
+        'config': str(ctx.settings.config),
+        'device': str(ctx.device),
+        'recipe': asdict(ctx.recipe),
+        'hierarchy': getattr(hierarchy, 'source', None),
+        'size_note': getattr(ctx, 'size_note', None),
+        'timings': {'imports': imports, **ctx.timings},
+        'versions': versions(),
+    }
+
+
+def _fatal(exc: BaseException) -> dict[str, Any]:
+    from .errors import GuardError, one_line
+
+    if isinstance(exc, GuardError):
+        rule = getattr(exc, 'rule', None)
+        return {'event': 'fatal', 'message': str(exc), 'exit': getattr(exc, 'exit_code', 2),
+                'rule': str(rule) if rule is not None else None}
+    return {'event': 'fatal', 'message': f'the guard could not start: {one_line(exc)}',
+            'exit': 1, 'rule': None}
+
+
+def _summary_text(ctx: Any) -> str:
+    from .checks.summary import parameter_table
+
+    table = parameter_table(ctx)
+    width = max(len(name) for name in table['parts'])
+    lines = [f'  {name:<{width}}  {counts["params"]:>12,}  trainable {counts["trainable"]:>12,}'
+             for name, counts in table['parts'].items()]
+    lines.append(f'  {"total":<{width}}  {table["total"]:>12,}  trainable '
+                 f'{table["trainable"]:>12,}  mult-adds {table["mult_adds"]:,}')
+    return '\n'.join(lines)
+
+
+def session(spec: dict[str, Any], emit: Emit) -> None:
+    """Build the context ``spec`` describes and run its command, reporting through ``emit``.
+
+    ``spec``: ``{'command': 'check'|'trace'|'summary', 'settings': {...}, 'checks': [...]}``.
+    """
+    start = time.perf_counter()
+    try:
+        import torch  # noqa: F401  (timed as the imports)
+
+        from .context import build_context
+        from .engine import run_check
+
+        imports = time.perf_counter() - start
+        ctx = build_context(settings_from(spec['settings']))
+    except Exception as exc:  # whatever the config or model raises, one line
+        emit(_fatal(exc))
+        return
+    emit({'event': 'ready', 'header': header(ctx, imports)})
+    command = spec.get('command', 'check')
+    if command == 'check':
+        from .checks import CHECKS
+
+        for name in spec['checks']:
+            emit({'event': 'start', 'check': name})
+            result = run_check(ctx, name, CHECKS[name])
+            emit({'event': 'result', 'result': result.to_json()})
+    else:
+        try:
+            if command == 'trace':
+                from .trace import trace
+
+                text = trace(ctx)
+            else:
+                text = _summary_text(ctx)
+        except Exception as exc:
+            emit(_fatal(exc))
+            return
+        emit({'event': 'text', 'text': text})
+    emit({'event': 'done'})
+
+
+def _writer(fd: int) -> Emit:
+    stream = os.fdopen(fd, 'w', buffering=1, encoding='utf-8')
+
+    def emit(event: dict[str, Any]) -> None:
+        stream.write(json.dumps(event, default=str) + '\n')
+        stream.flush()
+
+    return emit
+
+
+def main(argv: list[str]) -> None:
+    """``python -m epam_guard.worker SPEC EVENT_FD``: one supervised session, then exit."""
+    spec = json.loads(Path(argv[0]).read_text())
+    fd = int(argv[1])
+    os.set_inheritable(fd, False)  # ranks and other grandchildren never hold the channel
+    fault = open(spec['fault_file'], 'w')  # noqa: SIM115 (open until the process ends)
+    faulthandler.enable(file=fault, all_threads=True)
+    if DUMP_SIGNAL is not None:
+        faulthandler.register(DUMP_SIGNAL, file=fault, all_threads=True)
+    session(spec, _writer(fd))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Everything is reported: skip the interpreter's teardown of torch (about a second).
+    os._exit(0)
+
+
+if __name__ == '__main__':
+    main(sys.argv[1:])
