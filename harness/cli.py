@@ -40,13 +40,21 @@ def _version() -> str:
         return 'unknown'
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error on one line (the full usage is in ``--help``)."""
+
+    def error(self, message: str) -> Any:
+        self.exit(EXIT_UNUSABLE, f'{self.prog}: error: {message} (see {self.prog} --help)\n')
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog='epam-guard',
         description='Check an EPAM-Net recognizer config against the interface contract '
                     'before spending GPU-days on it.')
     parser.add_argument('--version', action='version', version=f'epam-guard {_version()}')
-    commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
+    commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND',
+                                     parser_class=Parser)
     check = commands.add_parser('check', help='run the contract checks (default: all)')
     trace = commands.add_parser('trace', help='print the data flow of one loss and one '
                                               'predict call')
@@ -270,6 +278,9 @@ def _conclude(args: argparse.Namespace, console: Console, outcome: Any, names: l
     failed = [r['name'] for r in results if r['status'] in ('fail', 'error')]
     warned = [r['name'] for r in results if r.get('warnings')]
     cause = None
+    timings = dict((outcome.header or {}).get('timings') or {})
+    timings['checks'] = sum(r.get('seconds', 0.0) for r in results)
+    timings['total'] = time.perf_counter() - started
     if outcome.fatal is not None:
         code = int(outcome.fatal.get('exit', EXIT_UNUSABLE))
         console.line()
@@ -280,9 +291,6 @@ def _conclude(args: argparse.Namespace, console: Console, outcome: Any, names: l
         _error(f'interrupted during {during} ({outcome.interrupted})')
     else:
         cause = _root_cause(results)
-        timings = dict((outcome.header or {}).get('timings') or {})
-        timings['checks'] = sum(r.get('seconds', 0.0) for r in results)
-        timings['wall'] = time.perf_counter() - started
         console.line('  ' + '  '.join(f'{k} {v:.2f}s' for k, v in timings.items()))
         if cause is not None:
             console.line(f'ROOT CAUSE: {bounded(cause["message"])}')
@@ -300,6 +308,7 @@ def _conclude(args: argparse.Namespace, console: Console, outcome: Any, names: l
         'checks': names, 'root_cause': cause, 'fatal': outcome.fatal,
         'interrupted': str(outcome.interrupted) if outcome.interrupted else None,
         **{key: value for key, value in (outcome.header or {}).items() if key != 'config'},
+        'timings': timings,
     }
     _write_reports(args, results, meta)
     return code
@@ -362,7 +371,10 @@ COMMANDS = {'check': cmd_check, 'trace': cmd_text, 'summary': cmd_text}
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``epam-guard``; returns the exit status."""
     started = time.perf_counter()
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # usage errors (2), --help and --version (0)
+        return exc.code if isinstance(exc.code, int) else EXIT_UNUSABLE
     from .errors import GuardError
 
     console = Console(getattr(args, 'verbose', False))

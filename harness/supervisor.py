@@ -46,9 +46,8 @@ LOG_TAIL = 15
 #: Frames of a dumped stack kept in a report.
 STACK_FRAMES = 8
 FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+) in (?P<func>\S+)')
-#: Frames inside these packages are not where a user looks first.
-LIBRARY_PARTS = ('/torch/', '/mmengine/', '/epam_guard/', '/harness/', '/threading.py',
-                 '/selectors.py', '/contextlib.py')
+#: Installed packages whose frames are not where a user looks first.
+LIBRARIES = ('torch', 'mmengine', 'mmcv', 'mmaction', 'numpy', 'epam_guard')
 
 
 class Interrupted(BaseException):
@@ -156,10 +155,26 @@ def read_stack(path: Path) -> list[str]:
     return [f'{m["file"]}:{m["line"]} in {m["func"]}' for m in FRAME.finditer(block)]
 
 
+def is_library(path: str) -> bool:
+    """Whether ``path`` is the standard library, the guard, or an installed framework package."""
+    import sysconfig
+
+    resolved = Path(path).resolve()
+    ours = Path(__file__).resolve().parent
+    if resolved.is_relative_to(ours):
+        return True
+    stdlib = Path(sysconfig.get_paths()['stdlib']).resolve()
+    if resolved.is_relative_to(stdlib) and 'site-packages' not in resolved.parts:
+        return True
+    parts = resolved.parts
+    return any(parts[i] == 'site-packages' and parts[i + 1] in LIBRARIES
+               for i in range(len(parts) - 1))
+
+
 def where(stack: list[str]) -> str:
     """The innermost frame worth showing: user code before library code."""
     for frame in stack:
-        if not any(part in frame for part in LIBRARY_PARTS):
+        if not is_library(frame.rsplit(':', 1)[0]):
             return frame
     return stack[0] if stack else 'an unknown place (no stack was written)'
 
@@ -186,12 +201,14 @@ class Supervisor:
         on_event: sees each event as it arrives (the CLI prints from it); events
             the supervisor makes itself (a hung or crashed check) come through it too.
         import_paths: folders put first on the child's ``PYTHONPATH``.
+        worker: the module the child runs (``python -m WORKER SPEC EVENT_FD``).
     """
 
     def __init__(self, spec: dict[str, Any], timeout: float,
                  on_event: Callable[[Event], None] | None = None,
-                 import_paths: list[str] | None = None) -> None:
-        self.spec, self.timeout = spec, timeout
+                 import_paths: list[str] | None = None,
+                 worker: str = 'epam_guard.worker') -> None:
+        self.spec, self.timeout, self.worker = spec, timeout, worker
         self.on_event = on_event or (lambda event: None)
         self.import_paths = list(import_paths or [])
         self.folder = Path(tempfile.mkdtemp(prefix='epam-guard-'))
@@ -231,7 +248,7 @@ class Supervisor:
         read_fd, write_fd = os.pipe()
         with open(log, 'wb') as out:
             proc = subprocess.Popen(
-                [sys.executable, '-m', 'epam_guard.worker', str(spec_path), str(write_fd)],
+                [sys.executable, '-m', self.worker, str(spec_path), str(write_fd)],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 pass_fds=(write_fd,), env=self._env(), start_new_session=True)
         os.close(write_fd)

@@ -1,0 +1,112 @@
+"""The supervisor ends every run in a report: hangs, crashes and exits of model code.
+
+A stand-in worker (``supervisor_worker.py``) misbehaves on demand without
+importing torch, so each case takes a fraction of a second.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from epam_guard.supervisor import (
+    Interrupted,
+    Supervisor,
+    describe_exit,
+    interruptible,
+    read_stack,
+    where,
+)
+
+HERE = str(Path(__file__).parent)
+CHECKS = ['first', 'second', 'third']
+
+
+def supervise(behaviour: dict[str, str], timeout: float = 30.0, **spec: object):
+    events: list[dict] = []
+    supervisor = Supervisor({'command': 'check', 'checks': CHECKS, 'behaviour': behaviour,
+                             **spec}, timeout, events.append, [HERE], worker='supervisor_worker')
+    with supervisor:
+        outcome = supervisor.run()
+    assert not supervisor.folder.exists()  # the run's temporary folder is gone
+    return outcome, [e for e in events if e['event'] != 'tick']
+
+
+def statuses(outcome) -> dict[str, str]:
+    return {r['name']: r['status'] for r in outcome.results}
+
+
+def test_a_clean_run_reports_every_check_once():
+    outcome, events = supervise({})
+    assert statuses(outcome) == dict.fromkeys(CHECKS, 'pass')
+    assert outcome.restarts == 0
+    assert events[-1] == {'event': 'done'}
+
+
+def test_a_hung_check_is_stopped_with_its_stack_and_the_rest_run_in_a_new_child():
+    start = time.monotonic()
+    outcome, _ = supervise({'second': 'spin'}, timeout=1.0)
+    assert time.monotonic() - start < 15
+    assert statuses(outcome) == {'first': 'pass', 'second': 'error', 'third': 'pass'}
+    hung = outcome.results[1]
+    assert hung['verdict'].startswith('did not finish within 1 s and was stopped; it was in ')
+    assert 'supervisor_worker.py' in hung['verdict'] and 'spin_in_model_code' in hung['verdict']
+    assert outcome.restarts == 1
+
+
+@pytest.mark.parametrize('what, said', [
+    ('exit0', 'exited with status 0 before finishing (os._exit in model code?)'),
+    ('segfault', 'was killed by SIGSEGV (segmentation fault)'),
+])
+def test_a_process_that_dies_is_reported_against_the_check_it_was_running(what, said):
+    outcome, _ = supervise({'first': what})
+    assert statuses(outcome) == {'first': 'error', 'second': 'pass', 'third': 'pass'}
+    assert outcome.results[0]['verdict'].startswith(f'the model process {said}')
+    if what == 'segfault':  # faulthandler's stack names the line
+        assert 'supervisor_worker.py' in outcome.results[0]['verdict']
+
+
+def test_grandchildren_in_sessions_of_their_own_are_stopped_too(tmp_path):
+    pid_file = tmp_path / 'pid'
+    outcome, _ = supervise({'first': 'sleeper'}, timeout=1.0, pid_file=str(pid_file))
+    assert statuses(outcome)['first'] == 'error'
+    assert not psutil.pid_exists(int(pid_file.read_text())) or \
+        psutil.Process(int(pid_file.read_text())).status() == psutil.STATUS_ZOMBIE
+
+
+@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_the_run_and_leaves_no_process(tmp_path, signum):
+    pid_file = tmp_path / 'pid'
+    supervisor = Supervisor({'command': 'check', 'checks': CHECKS,
+                             'behaviour': {'first': 'sleeper'}, 'pid_file': str(pid_file)},
+                            60.0, None, [HERE], worker='supervisor_worker')
+    threading.Timer(1.5, os.kill, (os.getpid(), signum)).start()
+    with pytest.raises(Interrupted) as raised, interruptible(), supervisor:
+        supervisor.run()
+    assert raised.value.exit_code == 128 + signum
+    assert supervisor.outcome.running == 'first'
+    assert not supervisor.folder.exists()
+    grandchild = int(pid_file.read_text())
+    assert not psutil.pid_exists(grandchild) or \
+        psutil.Process(grandchild).status() == psutil.STATUS_ZOMBIE
+    assert not psutil.Process().children(recursive=True)
+
+
+def test_exit_statuses_read_as_causes():
+    assert describe_exit(-9) == 'was killed by SIGKILL (killed, e.g. out of memory)'
+    assert describe_exit(3) == 'exited with status 3'
+
+
+def test_stacks_are_read_innermost_first_and_user_code_comes_first(tmp_path):
+    dump = tmp_path / 'stack.txt'
+    dump.write_text('Current thread 0x00007f (most recent call first):\n'
+                    '  File "/x/site-packages/torch/nn/modules/module.py", line 10 in _call_impl\n'
+                    '  File "/home/me/fork/model.py", line 42 in forward\n')
+    stack = read_stack(dump)
+    assert stack[0] == '/x/site-packages/torch/nn/modules/module.py:10 in _call_impl'
+    assert where(stack) == '/home/me/fork/model.py:42 in forward'
