@@ -140,7 +140,7 @@ def describe_exit(returncode: int) -> str:
 
 
 def read_stack(path: Path) -> list[str]:
-    """Frames of the main thread's last dump in ``path``, innermost first, as ``file:line in f``."""
+    """Frames of the last stack dump in ``path``, innermost first, as ``file:line in f``."""
     try:
         text = path.read_text(errors='replace')
     except OSError:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from epam_guard.supervisor import (
     Interrupted,
     Supervisor,
