@@ -200,7 +200,15 @@ def _resolve_config(args: argparse.Namespace) -> str:
 
 def _run(spec: dict[str, Any], args: argparse.Namespace, on_event: Any) -> Any:
     """Run the spec supervised in a child process (or, with ``--in-process``, here)."""
-    from .supervisor import Outcome, Supervisor, become_subreaper, reap_orphans
+    from .supervisor import (
+        Interrupted,
+        Outcome,
+        Supervisor,
+        become_subreaper,
+        interruptible,
+        reap_orphans,
+        shielded,
+    )
 
     if args.in_process:
         from .worker import session
@@ -226,16 +234,14 @@ def _run(spec: dict[str, Any], args: argparse.Namespace, on_event: Any) -> Any:
     become_subreaper()
     supervisor = Supervisor(spec, args.timeout, on_event, spec['settings'].get('import_path'))
     try:
-        supervisor.run()
-    except BaseException as exc:
-        from .supervisor import Interrupted
-
-        if not isinstance(exc, Interrupted):
-            raise
+        with interruptible():
+            supervisor.run()
+    except Interrupted as exc:
         supervisor.outcome.interrupted = exc
     finally:
-        supervisor.close()
-        reap_orphans()
+        with shielded():
+            supervisor.close()
+            reap_orphans()
     return supervisor.outcome
 
 

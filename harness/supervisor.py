@@ -77,6 +77,17 @@ def interruptible() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+@contextlib.contextmanager
+def shielded() -> Iterator[None]:
+    """Ignore SIGINT and SIGTERM while the body cleans up (a second Ctrl-C must not cut it)."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def become_subreaper() -> bool:
     """Adopt orphaned descendants (Linux ``PR_SET_CHILD_SUBREAPER``), so none escapes to PID 1.
 
