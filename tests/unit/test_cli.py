@@ -1,0 +1,158 @@
+"""The CLI's own logic, without a model: rendering, exit statuses, reports, argument errors."""
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from argparse import Namespace
+
+import pytest
+from epam_guard.checks import CHECKS
+from epam_guard.cli import EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE, Console, _conclude, main
+from epam_guard.supervisor import Outcome
+
+
+def result(name: str, status: str = 'pass', verdict: str = 'ok', warnings=(), findings=()):
+    return {'name': name, 'status': status, 'verdict': verdict, 'seconds': 0.5,
+            'findings': list(findings), 'details': {}, 'warnings': list(warnings)}
+
+
+def conclude(tmp_path, results, strict=False, **outcome):
+    args = Namespace(strict=strict, json=tmp_path / 'r.json', junit=tmp_path / 'r.xml')
+    out = io.StringIO()
+    code = _conclude(args, Console(stream=out), Outcome(results=results, **outcome),
+                     [r['name'] for r in results], 0.0)
+    return code, out.getvalue(), json.loads((tmp_path / 'r.json').read_text())
+
+
+def test_warnings_pass_unless_strict(tmp_path):
+    results = [result('runner', warnings=['torch.load refuses the checkpoint'])]
+    code, text, report = conclude(tmp_path, results)
+    assert code == EXIT_OK
+    assert text.splitlines()[-1] == '1 passed, 0 failed; warnings in runner'
+    assert report['results'][0]['warnings'] == ['torch.load refuses the checkpoint']
+    code, text, _ = conclude(tmp_path, results, strict=True)
+    assert code == EXIT_FAILED
+    assert text.splitlines()[-1].endswith('(--strict: warnings fail)')
+
+
+def test_the_json_report_says_what_ran_where(tmp_path):
+    header = {'config': 'c.py', 'device': 'cpu', 'timings': {'imports': 1.0},
+              'versions': {'torch': '2.x', 'mmengine': '0.10', 'mmaction': '1.2',
+                           'mmcv': '2.1', 'epam-guard': '0.1.0'}}
+    _, _, report = conclude(tmp_path, [result('structure')], header=header)
+    assert report['device'] == 'cpu'
+    assert set(report['versions']) >= {'torch', 'mmengine', 'mmaction', 'mmcv', 'epam-guard'}
+    assert report['command'].startswith(('pytest', 'python', '__main__'))
+    assert report['exit_status'] == EXIT_OK
+    assert set(report['timings']) >= {'imports', 'checks', 'total'}
+
+
+def test_junit_stays_well_formed_whatever_a_model_prints(tmp_path):
+    hostile = 'boom \x1b[31mred\x1b[0m \x00\x07 bell \ud800'
+    results = [result('structure', 'fail', hostile,
+                      findings=[{'rule': 'CONTRACT §3 backbone 6-tuple', 'message': hostile}]),
+               result('runner', warnings=[hostile])]
+    conclude(tmp_path, results)
+    root = ET.parse(tmp_path / 'r.xml').getroot()
+    failure = root.find('testcase/failure')
+    assert failure is not None and '\x1b' not in failure.get('message')
+    assert '\\x00' in failure.get('message')
+    assert root.find("testcase[@name='runner']/system-out").text.startswith('warning: boom')
+
+
+def test_a_fatal_error_still_writes_the_json(tmp_path, capsys):
+    fatal = {'event': 'fatal', 'exit': 1, 'message': 'a hard-wired .cuda() at model.py:12'}
+    code, _, report = conclude(tmp_path, [], fatal=fatal)
+    assert code == 1
+    assert report['fatal']['message'] == fatal['message']
+    assert capsys.readouterr().err == f'epam-guard: error: {fatal["message"]}\n'
+
+
+def test_long_verdicts_are_bounded_on_the_terminal(tmp_path):
+    _, text, report = conclude(tmp_path, [result('summary', 'error', 'x' * 11_000)])
+    assert max(len(line) for line in text.splitlines()) < 500
+    assert len(report['results'][0]['verdict']) == 11_000
+
+
+def test_a_closed_pipe_ends_printing_quietly():
+    class Closed(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError
+
+        def fileno(self):
+            raise OSError
+
+    console = Console(stream=Closed())
+    console.line('first')
+    console.line('second')
+    assert console.closed
+
+
+def test_progress_shows_the_running_check_on_a_terminal_only():
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty, log = Terminal(), io.StringIO()
+    for stream in (tty, log):
+        console = Console(stream=stream)
+        console.progress('structure')
+        console.result(result('structure'))
+    assert '....  structure' in tty.getvalue()
+    assert log.getvalue().startswith('  PASS  structure')
+
+
+def test_list_shows_every_check_with_its_tier_and_rules(capsys):
+    assert main(['check', '--list']) == EXIT_OK
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == list(CHECKS)
+    assert lines[0].split()[1] == 'fast' and lines[-1].split()[1] == 'launch'
+    assert '§3' in lines[0]
+
+
+def test_version(capsys):
+    assert main(['--version']) == EXIT_OK
+    assert capsys.readouterr().out.startswith('epam-guard ')
+
+
+@pytest.mark.parametrize('argv, said', [
+    (['--seed', '-1'], 'argument --seed: must be in [0, 4294967295], but got -1'),
+    (['--seed', str(2**32)], 'argument --seed: must be in [0, 4294967295]'),
+    (['--timeout', '0'], 'argument --timeout: must be a finite number of seconds above 0'),
+    (['--timeout', 'nan'], 'argument --timeout: must be a finite number of seconds above 0'),
+    (['--timeout', 'inf'], 'argument --timeout: must be a finite number of seconds above 0'),
+    (['--views', '0'], 'argument --views: must be at least 1, but got 0'),
+    (['--batch-size', '-2'], 'argument --batch-size: must be at least 1, but got -2'),
+    (['--cfg-options', 'a=[1,2'], "argument --cfg-options: 'a=[1,2': unbalanced []"),
+    (['--cfg-options', 'a..b=1'], "argument --cfg-options: 'a..b' is not a dotted config key"),
+    (['--json', '/no/such/folder/r.json'], 'argument --json: the folder of'),
+    (['--import-path', '/no/such/folder'], 'argument --import-path: /no/such/folder is not'),
+    (['--only', 'foo'], 'argument --only: unknown check(s) foo; choose from structure'),
+    (['--tier', 'slow'], "argument --tier: invalid choice: 'slow'"),
+])
+def test_bad_arguments_are_one_line_and_exit_2_before_anything_heavy(argv, said):
+    code = ('import sys\nfrom epam_guard.cli import main\ncode = main(sys.argv[1:])\n'
+            'assert "torch" not in sys.modules and "mmaction" not in sys.modules\n'
+            'sys.exit(code)')
+    done = subprocess.run([sys.executable, '-c', code, 'check', *argv], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == EXIT_UNUSABLE, done.stderr
+    assert done.stdout == ''
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and said in lines[0]
+
+
+def test_the_supervising_process_never_imports_the_model_stack(tmp_path):
+    code = ('import sys\nfrom epam_guard.cli import main\ncode = main(sys.argv[1:])\n'
+            'print("parent imported:", sorted(m for m in ("torch", "mmaction", "mmengine") '
+            'if m in sys.modules))\nsys.exit(code)')
+    done = subprocess.run([sys.executable, '-c', code, 'check', '--only', 'summary',
+                           '--batch-size', '1'], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert done.returncode == EXIT_OK, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith('epam-guard check ') and 'tier=all' in lines[0]
+    assert lines[-1] == 'parent imported: []'
