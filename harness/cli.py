@@ -289,7 +289,6 @@ def _conclude(args: argparse.Namespace, console: Console, outcome: Any, names: l
     timings['total'] = time.perf_counter() - started
     if outcome.fatal is not None:
         code = int(outcome.fatal.get('exit', EXIT_UNUSABLE))
-        console.line()
         _error(outcome.fatal['message'])
     elif outcome.interrupted is not None:
         code = outcome.interrupted.exit_code

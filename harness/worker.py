@@ -108,6 +108,10 @@ def session(spec: dict[str, Any], emit: Emit) -> None:
 
         imports = time.perf_counter() - start
         ctx = build_context(settings_from(spec['settings']))
+        if spec.get('command', 'check') == 'check':
+            from .memory import check_batch_fits
+
+            check_batch_fits(ctx.model, ctx.recipe, ctx.device)
     except Exception as exc:  # whatever the config or model raises, one line
         emit(_fatal(exc))
         return

@@ -1,0 +1,90 @@
+"""Will one pass at the asked batch size fit in memory? Measured, scaled, said before any check.
+
+The bytes one sample costs are measured, not guessed: one batch-1 eval pass
+at the tiny size with a forward hook on every leaf module sums the outputs
+the modules make (what a training pass keeps for its backward, roughly).
+Convolutional activations grow with the clip volume, so the figure is scaled
+to the recipe's frames and pixels. A batch whose estimate exceeds what the
+device has free is refused with the limit, instead of a swap storm or an
+out-of-memory kill in the middle of a check.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from .batch import BatchRecipe, make_batch, preprocess, shrink
+from .errors import SizeError
+
+#: Share of the free memory a run may plan to use (the rest: the model, the allocator, the OS).
+USABLE = 0.8
+
+
+def _volume(recipe: BatchRecipe) -> int:
+    return (3 * recipe.rgb_frames * recipe.crop ** 2
+            + recipe.heatmap_channels * recipe.pose_frames * recipe.heatmap ** 2)
+
+
+def bytes_per_sample(model: nn.Module, recipe: BatchRecipe) -> int:
+    """Bytes of module outputs one sample makes at ``recipe``'s size (measured at tiny, scaled)."""
+    probe = replace(shrink(recipe), batch_size=1)
+    total = 0
+
+    def count(module: nn.Module, args: Any, output: Any) -> None:
+        nonlocal total
+        if isinstance(output, torch.Tensor):
+            total += output.numel() * output.element_size()
+
+    leaves = [m for m in model.modules() if not any(True for _ in m.children())]
+    handles = [m.register_forward_hook(count) for m in leaves]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            data = preprocess(model, make_batch(probe), False)
+            model(**data, mode='tensor')
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return int(total * _volume(recipe) / _volume(probe))
+
+
+def free_bytes(device: torch.device) -> int | None:
+    """Memory the device has free now (CUDA: the driver's figure; CPU: the OS's available)."""
+    if device.type == 'cuda':
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        import psutil
+    except ImportError:
+        return None
+    return int(psutil.virtual_memory().available)
+
+
+def check_batch_fits(model: nn.Module, recipe: BatchRecipe, device: torch.device) -> None:
+    """Refuse a batch one pass of which cannot fit, naming the largest that can.
+
+    The largest pass the checks make holds ``N * V`` clips (predict with all
+    views). A model that cannot run the probe pass is not judged here: the
+    checks will say what is wrong with it.
+    """
+    free = free_bytes(device)
+    if free is None:
+        return
+    try:
+        per_clip = bytes_per_sample(model, recipe)
+    except Exception:  # the checks report the model's own failure, with evidence
+        return
+    clips = recipe.batch_size * max(recipe.views, 1)
+    if per_clip == 0 or clips * per_clip <= USABLE * free:
+        return
+    limit = int(USABLE * free // (per_clip * max(recipe.views, 1)))
+    fix = (f'use --batch-size {limit} or less' if limit >= 1 else
+           'not even one sample fits: use --size tiny or fewer --views')
+    raise SizeError(
+        f'--batch-size {recipe.batch_size} needs about {clips * per_clip / 2**30:.1f} GiB for '
+        f'one pass of {clips} clips ({per_clip / 2**20:.0f} MiB a clip at {recipe.size} size, '
+        f'measured), but {device.type} has {free / 2**30:.1f} GiB free: {fix}')
