@@ -3,8 +3,11 @@
 Modules are observed through forward pre-hooks and forward hooks (both with
 keyword arguments); the head's ``forward``/``loss``/``predict`` and the
 recognizer's ``extract_feat`` are observed by instance-level wrappers around
-the real bound methods, removed on exit. A call is recorded *before* it runs,
-so a call that raises (the seed defect's ``TypeError``) is still evidence.
+the real bound methods; on exit each wrapped attribute is put back exactly as
+it was (an instance-level method the model set itself survives). A call is
+recorded *before* it runs, so a call that raises (the seed defect's
+``TypeError``) is still evidence, together with a shallow copy of its arguments
+(:func:`~epam_guard.describe.as_passed`) that later mutation cannot change.
 """
 from __future__ import annotations
 
@@ -17,7 +20,11 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from .describe import as_passed
 from .errors import one_line
+
+#: Marks a wrapped method that had no instance-level attribute before.
+_ABSENT = object()
 
 
 @dataclass
@@ -32,6 +39,10 @@ class Call:
     output: Any = None
     error: str | None = None
     depth: int = 0
+    #: The arguments by name as they were when the call started (see :meth:`named`).
+    passed: dict[str, Any] | None = None
+    #: The output as it was when the call returned.
+    returned: Any = None
 
     def argument(self, name: str, position: int | None = None) -> Any:
         """An argument by name (from the bound signature) or by raw position."""
@@ -117,7 +128,7 @@ class CallRecorder:
         self.modules = default_targets(model) if modules is None else modules
         self.calls: list[Call] = []
         self._handles: list[Any] = []
-        self._wrapped: list[tuple[Any, str]] = []
+        self._wrapped: list[tuple[Any, str, Any]] = []
         self._open: list[Call] = []
 
     # -------------------------------------------------------------- queries
@@ -132,12 +143,14 @@ class CallRecorder:
                args: tuple, kwargs: dict) -> Call:
         call = Call(module, method, args, dict(kwargs), _bind(func, args, kwargs),
                     depth=len(self._open))
+        call.passed = as_passed(call.named())
         self.calls.append(call)
         self._open.append(call)
         return call
 
     def _finish(self, call: Call, output: Any = None, error: BaseException | None = None) -> None:
         call.output = output
+        call.returned = as_passed(output)
         if error is not None:
             call.error = one_line(error, location=False)
         if call in self._open:
@@ -178,9 +191,11 @@ class CallRecorder:
             return output
 
         # An instance attribute shadows the class's method for `self.x()` and
-        # for `module(...)` alike; deleting it restores the real method.
+        # for `module(...)` alike. What the instance held before (its own
+        # attribute, or nothing) is remembered and put back on exit.
+        previous = vars(owner).get(method, _ABSENT)
         setattr(owner, method, wrapper)
-        self._wrapped.append((owner, method))
+        self._wrapped.append((owner, method, previous))
 
     def __enter__(self) -> CallRecorder:
         try:
@@ -197,9 +212,11 @@ class CallRecorder:
     def __exit__(self, *exc_info: object) -> None:
         for handle in self._handles:
             handle.remove()
-        for owner, method in self._wrapped:
-            if method in vars(owner):
-                delattr(owner, method)
+        for owner, method, previous in reversed(self._wrapped):
+            if previous is _ABSENT:
+                vars(owner).pop(method, None)
+            else:
+                setattr(owner, method, previous)
         self._handles.clear()
         self._wrapped.clear()
 

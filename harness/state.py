@@ -17,9 +17,14 @@ def tensors(model: nn.Module, parameters: bool = True) -> dict[str, torch.Tensor
     return {**named, **dict(model.named_buffers())}
 
 
-def snapshot(model: nn.Module, parameters: bool = True) -> dict[str, torch.Tensor]:
-    """Detached clones of :func:`tensors`."""
+def copy_tensors(model: nn.Module, parameters: bool = True) -> dict[str, torch.Tensor]:
+    """Detached clones of :func:`tensors`, to :func:`restore` or compare with :func:`changed`."""
     return {name: t.detach().clone() for name, t in tensors(model, parameters).items()}
+
+
+#: The former name, kept until every caller says :func:`copy_tensors` ("snapshot"
+#: means a stored syrupy snapshot everywhere else in the project).
+snapshot = copy_tensors
 
 
 def restore(model: nn.Module, saved: dict[str, torch.Tensor]) -> None:
