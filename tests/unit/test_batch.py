@@ -1,0 +1,122 @@
+"""``epam_guard.batch``: sizes read from a config's pipelines, synthetic batches, labels."""
+from __future__ import annotations
+
+import pytest
+import torch
+from epam_guard.batch import (
+    BatchRecipe,
+    labels_of,
+    make_batch,
+    pipeline_of,
+    preprocess,
+    read_label,
+    recipe_from_config,
+    select,
+    shrink,
+    step_of,
+    synthetic_labels,
+)
+from epam_guard.errors import SizeError
+from mmengine.config import ConfigDict
+
+
+def config(rgb: int = 16, pose: int = 48, crop: int = 224, scaling: float = 0.25,
+           num_clips: int = 5, in_channels: int = 17) -> ConfigDict:
+    """The parts of an NTU-60 config that the recipe reads, nothing else."""
+    sampler = dict(type='MMUniformSampleFrames', clip_len=dict(RGB=rgb, Pose=pose))
+    train = [sampler, dict(type='GeneratePoseTarget', scaling=scaling, with_kp=True),
+             dict(type='Resize', scale=(crop, crop), keep_ratio=False)]
+    test = [dict(sampler, num_clips=num_clips), dict(type='CenterCrop', crop_size=crop)]
+    return ConfigDict(
+        train_dataloader=dict(dataset=dict(pipeline=train)),
+        test_pipeline=test,
+        model=dict(backbone=dict(pose_stream=dict(in_channels=in_channels)),
+                   cls_head=dict(num_classes=60)))
+
+
+def test_ntu_sizes_come_from_the_pipelines():
+    recipe = recipe_from_config(config(), size='ntu', batch_size=3)
+    assert (recipe.rgb_frames, recipe.pose_frames, recipe.crop, recipe.heatmap) == \
+        (16, 48, 224, 56)
+    assert (recipe.views, recipe.batch_size, recipe.num_classes, recipe.heatmap_channels) == \
+        (5, 3, 60, 17)
+    assert recipe.shapes(views=2) == {'imgs': (2, 3, 16, 224, 224),
+                                      'heatmap_imgs': (2, 17, 48, 56, 56)}
+
+
+def test_tiny_keeps_channels_and_ratios():
+    recipe = recipe_from_config(config(), size='tiny')
+    assert (recipe.rgb_frames, recipe.pose_frames, recipe.crop, recipe.heatmap) == (4, 12, 64, 16)
+    assert shrink(recipe) == recipe  # shrinking twice changes nothing
+
+
+def test_views_can_be_given():
+    assert recipe_from_config(config(), views=2).views == 2
+
+
+@pytest.mark.parametrize('cfg, settings, message', [
+    (config(pose=40), {}, 'not a multiple of the RGB clip length'),
+    (config(scaling=0.5), {}, 'do not meet'),
+    (config(in_channels=20), {}, 'backbone.pose_stream.in_channels is 20'),
+    (config(), {'batch_size': 0}, '--batch-size must be at least 1'),
+    (config(), {'size': 'huge'}, '--size must be tiny or ntu'),
+])
+def test_sizes_the_backbone_cannot_take_are_refused(cfg, settings, message):
+    with pytest.raises(SizeError, match=message):
+        recipe_from_config(cfg, **settings)
+
+
+def test_pipeline_lookup_prefers_the_dataloader_and_falls_back_to_the_variable():
+    cfg = config()
+    assert step_of(pipeline_of(cfg, 'train'), ('Resize',))['scale'] == (224, 224)
+    assert step_of(pipeline_of(cfg, 'test'), ('CenterCrop',))['crop_size'] == 224
+    assert pipeline_of(cfg, 'val') == []
+    assert step_of([], ('Resize',)) is None
+
+
+def test_synthetic_labels_are_distinct_and_start_at_zero():
+    labels = synthetic_labels(8, 60)
+    assert labels[0] == 0 and len(set(labels)) == 8 and max(labels) < 60
+
+
+def recipe(**changes) -> BatchRecipe:
+    base = dict(rgb_frames=2, pose_frames=6, crop=32, heatmap=8, heatmap_channels=17,
+                views=2, batch_size=3, num_classes=60)
+    return BatchRecipe(**{**base, **changes})
+
+
+def test_make_batch_is_deterministic_and_shaped_per_sample():
+    first, again = make_batch(recipe(), views=2), make_batch(recipe(), views=2)
+    assert len(first['inputs']['imgs']) == 3
+    assert first['inputs']['imgs'][0].shape == (2, 3, 2, 32, 32)
+    assert first['inputs']['heatmap_imgs'][0].shape == (2, 17, 6, 8, 8)
+    assert all(torch.equal(a, b) for a, b in zip(first['inputs']['imgs'], again['inputs']['imgs']))
+    assert labels_of(first) == synthetic_labels(3, 60)
+    assert float(first['inputs']['imgs'][0].max()) > 1  # pixels before normalisation
+
+
+@pytest.mark.parametrize('api', ['gt_label', 'gt_labels'])
+def test_both_label_apis_are_written_and_read(api):
+    batch = make_batch(recipe(label_api=api), labels=[4, 9])
+    assert labels_of(batch) == [4, 9]
+    assert (api in batch['data_samples'][0]) and read_label(batch['data_samples'][1]) == 9
+
+
+def test_select_picks_samples_and_their_inputs_together():
+    batch = make_batch(recipe(), labels=[1, 2, 3])
+    picked = select(batch, [2, 0])
+    assert labels_of(picked) == [3, 1]
+    assert picked['inputs']['imgs'][0] is batch['inputs']['imgs'][2]
+
+
+def test_preprocess_hands_the_model_fresh_containers():
+    batch = make_batch(recipe(), labels=[1, 2])
+
+    class Model:
+        def data_preprocessor(self, data: dict, training: bool) -> dict:
+            data['inputs']['imgs'].clear()  # as MMAction2's preprocessors rewrite their input
+            data['data_samples'][0].set_gt_label(7)
+            return {'training': training}
+
+    assert preprocess(Model(), batch, training=True) == {'training': True}
+    assert len(batch['inputs']['imgs']) == 2 and labels_of(batch) == [1, 2]

@@ -1,0 +1,39 @@
+"""``epam_guard.snapshot``: where snapshot files go and how floats are written."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+from epam_guard.snapshot import EPAMSnapshotExtension, extension_for, relative_stem, round_floats
+
+
+def test_round_floats_rebuilds_containers():
+    assert round_floats({'a': [0.123456, (1.0000001, 2)], 'b': 'x'}) == \
+        {'a': [0.1235, [1.0, 2]], 'b': 'x'}
+
+
+def test_snapshots_are_keyed_by_the_test_path_relative_to_the_rootdir(tmp_path):
+    extension = extension_for(tmp_path / 'snapshots', tmp_path)
+    first = SimpleNamespace(filepath=str(tmp_path / 'tests' / 'a' / 'test_x.py'))
+    second = SimpleNamespace(filepath=str(tmp_path / 'tests' / 'b' / 'test_x.py'))
+    assert extension.dirname(test_location=first) == \
+        str(tmp_path / 'snapshots' / 'tests' / 'a' / 'test_x')
+    assert extension.dirname(test_location=first) != extension.dirname(test_location=second)
+
+
+def test_a_test_file_outside_the_rootdir_keeps_its_name(tmp_path):
+    assert relative_stem('/elsewhere/test_y.py', tmp_path) == Path('test_y')
+    assert relative_stem(tmp_path / 'test_z.py', tmp_path) == Path('test_z')
+
+
+def test_extension_for_makes_a_subclass_and_leaves_the_base_alone(tmp_path):
+    extension = extension_for(tmp_path / 'snapshots')
+    assert issubclass(extension, EPAMSnapshotExtension) and extension is not EPAMSnapshotExtension
+    assert extension.rootdir == tmp_path  # the default: the folder holding snapshots/
+    assert EPAMSnapshotExtension.root == Path('snapshots')
+
+
+def test_serialize_writes_rounded_json():
+    text = EPAMSnapshotExtension().serialize({'loss': 0.123456789, 'shape': [2, 3]})
+    assert json.loads(text) == {'loss': 0.1235, 'shape': [2, 3]}
