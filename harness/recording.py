@@ -154,10 +154,21 @@ class CallRecorder:
         if error is not None:
             call.error = one_line(error, location=False)
         if call in self._open:
-            # Unwind calls that raised inside (no forward hook fired for them).
+            # Calls still open inside this one never returned: the exception went
+            # through them (no forward hook fires on an exception).
             while self._open and self._open[-1] is not call:
-                self._open.pop()
+                inner = self._open.pop()
+                if inner.error is None:
+                    inner.error = call.error
             self._open.pop()
+
+    def unwind(self, error: BaseException) -> None:
+        """Mark every call still open as ended by ``error`` (it went through them all)."""
+        line = one_line(error, location=False)
+        while self._open:
+            call = self._open.pop()
+            if call.error is None:
+                call.error = line
 
     def _hook(self, name: str, module: nn.Module) -> None:
         def pre(mod: nn.Module, args: tuple, kwargs: dict) -> None:
@@ -235,5 +246,6 @@ def record(model: nn.Module, run: Callable[[], Any]) -> tuple[CallRecorder, Any,
         try:
             result = run()
         except Exception as exc:  # the failure itself is evidence
+            recorder.unwind(exc)
             return recorder, None, one_line(exc, location=False)
     return recorder, result, None

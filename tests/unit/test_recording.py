@@ -77,10 +77,21 @@ def test_calls_are_recorded_in_order_with_names_depth_and_outputs():
 
 def test_a_call_that_raises_is_recorded_with_its_error_and_the_nesting_unwinds():
     model = Model()
-    recorder, result, error = record(model, lambda: model.cls_head.loss((torch.ones(2, 4),), []))
-    assert result is None and error is not None and 'IndexError' in error
+    feats = (torch.ones(2, 4), torch.zeros(3, dtype=torch.long))  # 2 scores, 3 targets
+    recorder, result, error = record(model, lambda: model.cls_head.loss(feats, []))
+    assert result is None and error is not None and 'batch_size' in error
     loss = recorder.of('cls_head', 'loss')[0]
-    assert loss.error is not None and 'IndexError' in loss.error
+    assert loss.error == error
+    assert recorder.of('cls_head', 'forward')[0].error is None  # it returned
+    assert recorder.of('cls_head.loss_cls')[0].error == error  # the error went through it
+    assert recorder._open == []
+
+
+def test_hooked_calls_that_raise_are_marked_when_the_run_ends():
+    model = Model()
+    recorder, _, error = record(model, lambda: model.backbone(torch.ones(2, 5)))
+    assert error is not None
+    assert [c.error for c in recorder.calls] == [error, error]  # backbone and its stem
     assert recorder._open == []
 
 
