@@ -97,7 +97,7 @@ def make_samples() -> Callable[[Sequence[int]], list]:
 
 
 @pytest.fixture(params=['cpu', pytest.param('cuda', marks=pytest.mark.gpu)])
-def epam_device(request: pytest.FixtureRequest) -> str:
+def model_device(request: pytest.FixtureRequest) -> str:
     """Every device the model must run on; CUDA is skipped with a reason when absent."""
     if request.param == 'cuda' and not torch.cuda.is_available():
         pytest.skip('no CUDA device is visible')

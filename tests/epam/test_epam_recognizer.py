@@ -29,32 +29,32 @@ def test_builds_from_the_config(build_model) -> None:
     assert model.cls_head.hierarchy is model.hierarchy
 
 
-def test_loss_mode(build_model, make_inputs, make_samples, epam_device: str) -> None:
-    model = build_model(epam_device).train()
-    losses = model(make_inputs(device=epam_device), make_samples([7, 58]), mode='loss')
+def test_loss_mode(build_model, make_inputs, make_samples, model_device: str) -> None:
+    model = build_model(model_device).train()
+    losses = model(make_inputs(device=model_device), make_samples([7, 58]), mode='loss')
     assert set(losses) >= LOSS_KEYS
     assert {'rgb_top1_acc', 'pose_top5_acc'} <= set(losses)
     for key, value in losses.items():
-        assert value.device.type == epam_device
+        assert value.device.type == model_device
         if 'loss' in key:
             assert value.dim() == 0 and torch.isfinite(value), key
 
 
-def test_predict_mode(build_model, make_inputs, make_samples, epam_device: str) -> None:
-    model = build_model(epam_device).eval()
+def test_predict_mode(build_model, make_inputs, make_samples, model_device: str) -> None:
+    model = build_model(model_device).eval()
     with torch.no_grad():
-        samples = model(make_inputs(views=5, device=epam_device), make_samples([7, 58]),
+        samples = model(make_inputs(views=5, device=model_device), make_samples([7, 58]),
                         mode='predict')
     assert len(samples) == 2
     assert set(samples[0].pred_score) == {'rgb', 'pose'}
     assert samples[0].pred_score['rgb'].shape == (60, )
 
 
-def test_tensor_mode(build_model, make_inputs, epam_device: str) -> None:
-    model = build_model(epam_device).eval()
+def test_tensor_mode(build_model, make_inputs, model_device: str) -> None:
+    model = build_model(model_device).eval()
     with torch.no_grad():
-        feats = model(make_inputs(views=2, device=epam_device), mode='tensor')
-        scores = model(make_inputs(views=2, device=epam_device), mode='tensor', stage='head')
+        feats = model(make_inputs(views=2, device=model_device), mode='tensor')
+        scores = model(make_inputs(views=2, device=model_device), mode='tensor', stage='head')
     assert [tuple(f.shape) for f in feats[:4]] == [
         (4, 432, 4, 2, 2), (4, 216, 12, 2, 2), (4, 432, 4, 2, 2), (4, 216, 12, 2, 2)]
     assert feats[4] is None and feats[5] is None
