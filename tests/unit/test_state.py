@@ -7,6 +7,9 @@ from torch import nn
 
 
 class Tiny(nn.Module):
+    memory: torch.Tensor
+    scratch: torch.Tensor
+
     def __init__(self) -> None:
         super().__init__()
         self.linear = nn.Linear(2, 2)
