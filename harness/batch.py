@@ -42,6 +42,9 @@ class BatchRecipe:
     seed: int = 0
     size: str = 'tiny'
     label_api: str = 'gt_label'
+    #: True when ``tiny`` keeps the config's clip lengths (shrinking space only),
+    #: for a model that cannot take other clip lengths.
+    keep_time: bool = False
 
     def shapes(self, views: int = 1) -> dict[str, tuple[int, ...]]:
         """Per-sample input shapes ``(V, C, T, H, W)`` for ``views`` clips."""
@@ -147,13 +150,19 @@ def validate_recipe(recipe: BatchRecipe, cfg: Any) -> None:
             f'(GeneratePoseTarget) but backbone.pose_stream.in_channels is {expected}')
 
 
-def shrink(recipe: BatchRecipe) -> BatchRecipe:
-    """The ``tiny`` variant: same channels and ratios, few frames, small crops."""
+def shrink(recipe: BatchRecipe, keep_time: bool | None = None) -> BatchRecipe:
+    """The ``tiny`` variant: same channels and ratios, few frames, small crops.
+
+    With ``keep_time`` (default: the recipe's own ``keep_time``) the clip
+    lengths stay as they are and only space shrinks. Shrinking a tiny recipe
+    again changes nothing.
+    """
+    keep_time = recipe.keep_time if keep_time is None else keep_time
     ratio = recipe.pose_frames // recipe.rgb_frames
-    rgb_frames = min(recipe.rgb_frames, TINY_RGB_FRAMES)
+    rgb_frames = recipe.rgb_frames if keep_time else min(recipe.rgb_frames, TINY_RGB_FRAMES)
     crop = min(recipe.crop, TINY_CROP)
     return replace(recipe, rgb_frames=rgb_frames, pose_frames=rgb_frames * ratio,
-                   crop=crop, heatmap=crop * recipe.heatmap // recipe.crop)
+                   crop=crop, heatmap=crop * recipe.heatmap // recipe.crop, keep_time=keep_time)
 
 
 def synthetic_labels(count: int, num_classes: int) -> list[int]:

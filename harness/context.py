@@ -13,7 +13,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,20 @@ import torch
 from mmengine.config import Config
 from torch import nn
 
-from .batch import BatchRecipe, recipe_from_config
-from .errors import ConfigError, GuardError, one_line
+from . import state
+from .batch import BatchRecipe, recipe_from_config, shrink
+from .compat import ensure_mmaction_models_importable, mmaction_root, mmaction_version
+from .diagnosis import (
+    ModelDefectError,  # noqa: F401  (raised by build_model; part of this API)
+    diagnose,
+    message_of,
+    unregistered,
+    user_frame,
+    where,
+)
+from .errors import ConfigError, GuardError
 from .options import parse_cfg_options
+from .referee import Hierarchy, build_hierarchy, guard_options
 
 DEFAULT_CONFIG = 'epam_ntu60.py'
 
@@ -57,7 +68,11 @@ class GuardSettings:
     views: int | None = None
     cfg_options: dict[str, Any] = field(default_factory=dict)
     import_paths: list[str] = field(default_factory=list)
-    label_api: str = 'gt_label'
+    #: gt_label (1.2), gt_labels (1.0/1.1) or auto: the config's epam_guard.label_api,
+    #: else what the installed ActionDataSample offers.
+    label_api: str = 'auto'
+    #: ``--hierarchy``: inline JSON or a file (see :mod:`epam_guard.referee`).
+    hierarchy: str | None = None
     seed: int = 0
     timeout: float = 300.0
     only: list[str] = field(default_factory=list)
@@ -79,7 +94,8 @@ class GuardSettings:
             views=get('views'),
             cfg_options=parse_cfg_options(get('cfg_options')),
             import_paths=list(get('import_path') or []),
-            label_api=get('label_api'),
+            label_api=get('label_api') or 'auto',
+            hierarchy=get('hierarchy'),
             seed=get('seed'),
             timeout=get('timeout'),
             only=list(get('only') or []),
@@ -102,10 +118,12 @@ def resolve_device(name: str) -> torch.device:
 
 def load_config(path: Path, cfg_options: dict[str, Any] | None = None,
                 import_paths: list[str] | None = None) -> Config:
-    """Read an MMEngine config, honouring ``custom_imports`` and overrides."""
-    for folder in reversed(import_paths or []):
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
+    """Read an MMEngine config, honouring ``custom_imports`` and overrides.
+
+    ``import_paths`` go first on ``sys.path`` before anything imports
+    MMAction2, so a fork's own ``mmaction`` and plugins are the ones checked.
+    """
+    use_import_paths(import_paths or [])
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f'config {path} does not exist or is not a file')
@@ -116,44 +134,89 @@ def load_config(path: Path, cfg_options: dict[str, Any] | None = None,
     make_mmaction_importable()
     try:
         cfg = Config.fromfile(str(path))
-    except ImportError as exc:
-        raise _import_failure(path, exc) from exc
-    except Exception as exc:  # a config is arbitrary Python: any error is the user's
-        reason = one_line(exc, location=False)
-        raise ConfigError(f'config {path} cannot be parsed: {reason}') from exc
+    except Exception as exc:  # a config is arbitrary Python, and so are its imports
+        raise _config_failure(path, exc, import_paths or []) from exc
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
         if any(key.split('.')[0] == 'custom_imports' for key in cfg_options):
-            _import_custom_modules(cfg, path)  # Config.fromfile imported the file's own only
+            _import_custom_modules(cfg, path, import_paths or [])
     if 'model' not in cfg or not isinstance(cfg.model, dict):
         raise ConfigError(f'config {path} has no `model` dict to build')
     return cfg
 
 
-def _import_failure(path: Path, exc: ImportError) -> ConfigError:
-    reason = one_line(exc, location=False)
-    return ConfigError(f'config {path}: custom_imports failed ({reason}); install the module '
-                       'or pass its folder with --import-path')
+def use_import_paths(folders: list[str]) -> None:
+    """Put ``folders`` first on ``sys.path``; refuse when ``mmaction`` came from elsewhere.
+
+    A fork's ``mmaction`` can only take effect if no other ``mmaction`` is
+    imported yet: Python keeps the first one it imported for the life of the
+    process.
+    """
+    for folder in reversed(folders):
+        if folder in sys.path:
+            sys.path.remove(folder)
+        sys.path.insert(0, folder)
+    loaded = sys.modules.get('mmaction')
+    loaded_from = Path(getattr(loaded, '__file__', None) or '.').resolve().parent
+    for folder in folders:
+        fork = Path(folder, 'mmaction').resolve()
+        if loaded is not None and (fork / '__init__.py').is_file() and loaded_from != fork:
+            raise ConfigError(
+                f'mmaction was already imported from {loaded_from} before --import-path '
+                f'{folder} (which holds its own mmaction) could take effect, so the fork would '
+                'not be the one checked; run epam-guard from the command line (a fresh '
+                'interpreter), or put the folder first on PYTHONPATH before starting Python')
 
 
-def _import_custom_modules(cfg: Config, path: Path) -> None:
+def _config_failure(path: Path, exc: BaseException, import_paths: list[str]) -> GuardError:
+    """A config that fails to parse, or whose custom_imports fail, as one line."""
+    # MMEngine wraps the cause twice ('Failed to import X', then a sys.path listing).
+    while isinstance(exc, ImportError) and str(exc).startswith('Failed to import') \
+            and exc.__context__ is not None:
+        exc = exc.__context__
+    if isinstance(exc, ModuleNotFoundError) and exc.name and user_frame(exc) is None:
+        return _not_found(path, exc, import_paths)
+    frame = user_frame(exc)
+    if isinstance(exc, SyntaxError) or (frame is not None
+                                        and Path(frame.filename).resolve() == path.resolve()):
+        return ConfigError(f'config {path} cannot be parsed: {message_of(exc)}'
+                           + (f' at {where(exc)}' if frame is not None else ''))
+    return diagnose(exc, f'config {path}: custom_imports failed')
+
+
+def _not_found(path: Path, exc: ModuleNotFoundError, import_paths: list[str]) -> ConfigError:
+    searched = (f'neither installed nor in --import-path {", ".join(import_paths)}'
+                if import_paths else 'not installed')
+    hint = ('check the folder holds the package' if import_paths
+            else 'install the module or pass its folder with --import-path')
+    return ConfigError(f'config {path}: custom_imports failed (No module named {exc.name!r}: '
+                       f'{searched}); {hint}')
+
+
+def _import_custom_modules(cfg: Config, path: Path, import_paths: list[str]) -> None:
     from mmengine.utils import import_modules_from_strings
 
     try:
         import_modules_from_strings(**cfg.custom_imports)
-    except ImportError as exc:
-        raise _import_failure(path, exc) from exc
+    except Exception as exc:
+        raise _config_failure(path, exc, import_paths) from exc
 
 
 def make_mmaction_importable() -> None:
-    """Apply the MMAction2 1.2.0 shim and import its models (registering them)."""
+    """Apply the MMAction2 wheel fix and import its models (registering them).
+
+    Whatever the ``mmaction`` found first on the path raises on import (a
+    fork's MMCV version assert, a NumPy 1 idiom) becomes one line.
+    """
     with warnings.catch_warnings():
         # mmcv-lite has no compiled ops; MMAction2 imports one it never uses here.
         warnings.filterwarnings('ignore', message='Fail to import ``MultiScaleDeformableAttention')
-        from epam.compat import ensure_mmaction_models_importable
-
-        ensure_mmaction_models_importable()
-        import mmaction.models  # noqa: F401
+        try:
+            ensure_mmaction_models_importable()
+            import mmaction.models  # noqa: F401
+        except Exception as exc:
+            root = mmaction_root()
+            raise diagnose(exc, f'mmaction cannot be imported (from {root})') from exc
 
 
 @contextmanager
@@ -171,43 +234,41 @@ def quiet_mmengine(level: int = logging.WARNING) -> Iterator[None]:
 
 
 def build_model(cfg: Config, device: torch.device) -> nn.Module:
-    """Build ``cfg.model`` through MMAction2's registry, init it and move it."""
+    """Build ``cfg.model`` through MMAction2's registry, init it and move it.
+
+    Raises:
+        ConfigError: the model cannot be built (one line, at the user's code).
+        ModelDefectError: building it broke a rule (e.g. ``.cuda()`` hard-wired).
+    """
     from mmaction.registry import MODELS
     from mmengine.registry import init_default_scope
 
     init_default_scope(cfg.get('default_scope', 'mmaction'))
+    doing = 'the model cannot be built'
     try:
         with quiet_mmengine():
             model = MODELS.build(cfg.model)
+        if hasattr(model, 'init_weights'):
+            with quiet_mmengine():
+                model.init_weights()
+        return model.to(device)
     except KeyError as exc:
         message = str(exc.args[0]) if exc.args else str(exc)
         if 'is not in the' in message:
             missing = message.split(' is not in the')[0].strip('\'" ')
-            raise ConfigError(
-                f'model type {missing!r} is not registered in MMAction2\'s MODELS registry: '
-                'the module that defines it was not imported; add it to the config, '
-                f"e.g. custom_imports = dict(imports=['your_package'])") from exc
-        raise ConfigError(f'the model cannot be built: KeyError: {message}') from exc
+            raise unregistered(missing, MODELS, cfg.get('custom_imports')) from exc
+        raise diagnose(exc, doing) from exc
     except Exception as exc:
-        raise ConfigError(f'the model cannot be built: {one_line(exc, location=False)}') from exc
-    if hasattr(model, 'init_weights'):
-        with quiet_mmengine():
-            model.init_weights()
-    return model.to(device)
+        raise diagnose(exc, doing) from exc
 
 
-def label_hierarchy(cfg: Config) -> Any:
-    """The fine->coarse hierarchy the config defines (the one source of CONTRACT §5).
+def label_hierarchy(cfg: Config, option: str | None = None) -> Hierarchy:
+    """The guard's own fine->coarse mapping (CONTRACT §5), never the model's helper.
 
-    Taken from the config's ``model.hierarchy`` so that a model which builds
-    a different mapping of its own is caught, not trusted.
+    From ``--hierarchy``, the config's guard-only ``epam_guard.hierarchy``,
+    ``model.hierarchy``, else NTU-60's (see :mod:`epam_guard.referee`).
     """
-    from epam.hierarchy import LabelHierarchy
-
-    try:
-        return LabelHierarchy.build(cfg.model.get('hierarchy'))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f'model.hierarchy is unusable: {exc}') from exc
+    return build_hierarchy(cfg, option)
 
 
 def seed_everything(seed: int) -> None:
@@ -225,8 +286,10 @@ class GuardContext:
     model: nn.Module
     device: torch.device
     recipe: BatchRecipe
-    hierarchy: Any
+    hierarchy: Hierarchy
     timings: dict[str, float] = field(default_factory=dict)
+    #: Why the recipe differs from what ``--size`` asked for (printed by the CLI), or None.
+    size_note: str | None = None
     #: Recorded forward passes shared between checks (see checks.common.run_pass).
     passes: dict[Any, Any] = field(default_factory=dict, repr=False)
 
@@ -236,17 +299,94 @@ class GuardContext:
         return build_model(self.cfg, self.device)
 
 
+def resolve_label_api(requested: str | None, cfg: Config) -> str:
+    """``gt_label`` or ``gt_labels``: asked for, else the config's guard key, else what the
+    installed MMAction2's ``ActionDataSample`` offers (``set_gt_label`` is 1.2's)."""
+    from mmaction.structures import ActionDataSample
+
+    has_gt_label = hasattr(ActionDataSample, 'set_gt_label')
+    if requested in (None, 'auto'):
+        requested = guard_options(cfg).get('label_api') or (
+            'gt_label' if has_gt_label else 'gt_labels')
+    if requested not in ('gt_label', 'gt_labels'):
+        raise ConfigError(f'label_api must be gt_label or gt_labels, but got {requested!r}')
+    if requested == 'gt_label' and not has_gt_label:
+        raise ConfigError(
+            f'label API gt_label is MMAction2 1.2\'s, but the mmaction at {mmaction_root()} '
+            f'({mmaction_version() or "unknown version"}) has no ActionDataSample.gt_label; '
+            'use --label-api gt_labels')
+    return requested
+
+
 def build_context(settings: GuardSettings) -> GuardContext:
-    """Load, validate sizes (before any forward pass), build and seed."""
+    """Load, validate sizes (before any forward pass), build and seed.
+
+    At ``tiny`` size one loss pass is tried first (the checks reuse it); when it
+    fails inside the model while the config's real clip lengths work, the
+    context keeps those clip lengths (shrinking space only) and says so in
+    ``size_note``.
+    """
     start = time.perf_counter()
     device = resolve_device(settings.device)
     cfg = load_config(settings.config, settings.cfg_options, settings.import_paths)
+    hierarchy = label_hierarchy(cfg, settings.hierarchy)
+    label_api = resolve_label_api(settings.label_api, cfg)
     recipe = recipe_from_config(cfg, settings.size, settings.batch_size, settings.views,
-                                settings.seed, settings.label_api)
+                                settings.seed, label_api)
     loaded = time.perf_counter()
     seed_everything(settings.seed)
     model = build_model(cfg, device)
     built = time.perf_counter()
-    hierarchy = label_hierarchy(cfg)
-    return GuardContext(settings, cfg, model, device, recipe, hierarchy,
-                        {'config': loaded - start, 'build': built - loaded})
+    ctx = GuardContext(settings, cfg, model, device, recipe, hierarchy,
+                       {'config': loaded - start, 'build': built - loaded})
+    if settings.size == 'tiny':
+        fit_clip_lengths(ctx)
+        ctx.timings['fit'] = time.perf_counter() - built
+    return ctx
+
+
+def fit_clip_lengths(ctx: GuardContext) -> None:
+    """Keep the config's clip lengths when the model fails at tiny ones but not at its own.
+
+    A backbone that hard-codes its clip lengths (e.g. 16 RGB / 48 pose frames)
+    cannot run at ``tiny``; its shape errors would otherwise be reported as
+    head or label defects by every check. Decided on the loss pass (which the
+    checks reuse, so a model that runs at tiny pays nothing); when the loss
+    fails at both sizes (a defect of its own), on the features alone
+    (``tensor`` mode).
+    """
+    from .checks.common import run_pass
+
+    saved = state.snapshot(ctx.model)
+    try:
+        tiny = run_pass(ctx, 'loss')
+        if tiny.error is None:
+            return
+        settings = ctx.settings
+        real = recipe_from_config(ctx.cfg, 'ntu', settings.batch_size, settings.views,
+                                  settings.seed, ctx.recipe.label_api)
+        timed = shrink(replace(real, size='tiny'), keep_time=True)
+        if (timed.rgb_frames, timed.pose_frames) == (ctx.recipe.rgb_frames,
+                                                     ctx.recipe.pose_frames):
+            return
+        tiny_recipe, ctx.recipe = ctx.recipe, timed
+        if run_pass(ctx, 'loss').error is not None and (
+                run_pass(ctx, 'tensor').error is not None
+                or _tensor_error(ctx, tiny_recipe) is None):
+            ctx.recipe = tiny_recipe  # not a matter of clip lengths: the checks say what
+            return
+        ctx.size_note = (
+            f'at --size tiny ({tiny_recipe.rgb_frames} RGB / {tiny_recipe.pose_frames} pose '
+            f'frames) the model fails ({tiny.error}) where the config\'s clip lengths work: '
+            f'checking with {timed.rgb_frames} RGB / {timed.pose_frames} pose frames and '
+            f'{timed.crop}x{timed.crop} crops (space shrunk only)')
+    finally:
+        state.restore(ctx.model, saved)
+        ctx.model.zero_grad(set_to_none=True)
+
+
+def _tensor_error(ctx: GuardContext, recipe: BatchRecipe) -> str | None:
+    """The error of a ``tensor``-mode pass at ``recipe`` (None when it runs)."""
+    from .checks.common import run_pass
+
+    return run_pass(replace(ctx, recipe=recipe, passes={}), 'tensor').error

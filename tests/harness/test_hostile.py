@@ -5,14 +5,11 @@ Exit 1: a check failed, with the rule and the evidence. Never a bare traceback.
 """
 from __future__ import annotations
 
-import threading
-
 import pytest
-from guard_variants import overrides
-
 from epam_guard.cli import EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE, main
 from epam_guard.engine import run_checks
 from epam_guard.result import Status
+from guard_variants import overrides
 
 POSE_SAMPLER = 'train_dataloader.dataset.pipeline.0.clip_len.Pose'
 
@@ -54,7 +51,8 @@ def test_custom_import_that_fails(capsys, tmp_path):
 def test_unregistered_type_names_the_fix(capsys):
     line = unusable(capsys, '--cfg-options', 'model.backbone.type=NoSuchBackbone')
     assert "'NoSuchBackbone' is not registered" in line
-    assert "custom_imports = dict(imports=['your_package'])" in line
+    assert "custom_imports ['epam'] does not register it" in line
+    assert "custom_imports = dict(imports=['epam', 'your_package'])" in line
 
 
 def test_heatmap_channels_that_do_not_match_the_backbone(capsys):
@@ -83,11 +81,11 @@ def test_heatmap_size_the_model_cannot_take(capsys):
 
 def test_hierarchy_that_disagrees_with_the_head(capsys):
     line = unusable(capsys, '--cfg-options', 'model.cls_head.num_classes=50')
-    assert line.startswith('epam-guard: error: the model cannot be built: ValueError')
+    assert 'config model.hierarchy: num_classes is 60 but the head has 50' in line
 
 
 def test_batch_size_zero(capsys):
-    assert '--batch-size must be at least 1' in unusable(capsys, '--batch-size', '0')
+    assert '--batch-size: must be at least 1, but got 0' in unusable(capsys, '--batch-size', '0')
 
 
 def test_batch_of_one_passes(capsys):
@@ -113,25 +111,16 @@ def test_nan_made_by_the_model_names_the_first_module(make_context):
     assert 'cls_head.fc_pose (Linear) is the first module to output NaN' in result.verdict
 
 
-def test_a_hanging_check_is_bounded_and_the_others_still_run(make_context):
+def test_a_check_that_raises_does_not_stop_the_others(make_context):
+    # Hangs and crashes are the supervisor's (tests/hostile); in process, an exception
+    # is that check's error and the next check still runs.
     from epam_guard.checks import CHECKS
-    from epam_guard.engine import run_check
 
-    ctx = make_context(timeout=0.5)
-    release = threading.Event()
-    hung_model = ctx.model
-    try:
-        hung = run_check(ctx, 'hangs', lambda _ctx: release.wait(30))
-    finally:
-        release.set()
-    assert hung.status is Status.ERROR
-    assert 'did not finish within 0.5 s' in hung.verdict
-    assert ctx.model is not hung_model  # the rest run on a fresh model
+    ctx = make_context()
 
     def raises(_ctx):
         raise RuntimeError('boom')
 
-    ctx.settings.timeout = 300.0
     results = run_checks(ctx, available={'raises': raises, 'eval_purity': CHECKS['eval_purity']})
     assert [r.status for r in results] == [Status.ERROR, Status.PASS]
     assert results[0].verdict.startswith('RuntimeError: boom (test_hostile.py:')
@@ -139,6 +128,5 @@ def test_a_hanging_check_is_bounded_and_the_others_still_run(make_context):
 
 @pytest.mark.parametrize('argv', [['check', '--size', 'huge'], ['nonsense']])
 def test_bad_arguments_exit_2(capsys, argv):
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == EXIT_UNUSABLE
+    assert main(argv) == EXIT_UNUSABLE
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
