@@ -1,23 +1,22 @@
 """What the launch checks (``pipeline``, ``runner``, ``ddp``) share.
 
 The synthetic NTU-60 data in a temporary folder with the config pointed at
-it, the CPU settings that keep NTU-size passes to seconds, the config's
-pipelines and samplers, and one-line error descriptions with a location.
+it, the config's samplers and views, and one-line error descriptions that
+point at the user's code. (The CPU settings that keep NTU-size passes to
+seconds are :func:`epam_guard.isolation.cpu_math`.)
 """
 from __future__ import annotations
 
-import contextlib
 import copy
-import logging
-from collections.abc import Iterator
+import traceback
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..batch import pipeline_of, step_of  # noqa: F401  (shared with the launch checks)
+from ..batch import step_of
 from ..describe import short
-from ..errors import one_line as error_line  # noqa: F401
+from ..errors import one_line
 
 LOADERS = {'train': 'train_dataloader', 'val': 'val_dataloader', 'test': 'test_dataloader'}
 SAMPLERS = ('MMUniformSampleFrames', 'UniformSampleFrames', 'SampleFrames')
@@ -43,50 +42,34 @@ def synthetic_config(cfg: Any, root: Path, *, num_train: int, num_val: int,
     return synthetic, dataset
 
 
-@contextlib.contextmanager
-def cpu_math(device: torch.device) -> Iterator[None]:
-    """One thread with denormals flushed to zero, while NTU-size passes run on the CPU.
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc``, then what it was raised from or while handling, outermost first."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
 
-    Freshly initialised EPAM layers drive many activations into denormal
-    floats, which x86 CPUs compute 10-30x slower. Flushing them changes no
-    shape and no decision of these checks. The flag is per thread and the
-    intra-op pool's threads were started without it, so this thread runs the
-    passes alone: measured on 2 cores, one flushed thread beats two unflushed
-    ones by 5x. Thread count and flag are put back on exit (the flag to off,
-    torch's default; it cannot be read back).
+
+def located(exc: BaseException) -> str:
+    """``Type: first line (file.py:LINE)``, the location being the innermost frame of user code.
+
+    User code is anything but the standard library, the guard and the
+    frameworks (torch, MMEngine, MMCV, MMAction2, NumPy). When the error was
+    raised while handling another (MMEngine's registry re-raises a build error
+    with the class name), the location comes from the first exception in the
+    chain that passed through user code; without any, from the innermost frame.
     """
-    if device.type != 'cpu':
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_flush_denormal(True)
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-        torch.set_flush_denormal(False)
+    from ..supervisor import is_library
 
-
-@contextlib.contextmanager
-def quiet_console(level: int = logging.ERROR) -> Iterator[None]:
-    """Keep MMEngine's console below ``level`` (dataset notices, deprecations) for a while.
-
-    Only the current ``MMLogger``'s stream handlers are raised; files and
-    other loggers are untouched, and the levels are put back on exit.
-    """
-    from mmengine.logging import MMLogger
-
-    handlers = [h for h in MMLogger.get_current_instance().handlers
-                if type(h) is logging.StreamHandler]
-    levels = [h.level for h in handlers]
-    for handler in handlers:
-        handler.setLevel(max(handler.level, level))
-    try:
-        yield
-    finally:
-        for handler, old in zip(handlers, levels):
-            handler.setLevel(old)
+    for link in _chain(exc):
+        frames = traceback.extract_tb(link.__traceback__)
+        user = [frame for frame in frames if not is_library(frame.filename)]
+        if user:
+            return f'{one_line(exc, location=False)} ({Path(user[-1].filename).name}:' \
+                   f'{user[-1].lineno})'
+    return one_line(exc)
 
 
 def expected_views(pipeline: list[dict]) -> int | None:

@@ -35,21 +35,12 @@ from typing import Any
 
 import torch
 
-from ..batch import POSE_STRIDE, RGB_STRIDE, read_label
+from ..batch import POSE_STRIDE, RGB_STRIDE, pipeline_of, read_label, step_of
 from ..context import GuardContext
 from ..contract import Rule
+from ..isolation import cpu_math, quiet_console
 from ..result import CheckResult, Finding, conclude
-from ._launch import (
-    LOADERS,
-    cpu_math,
-    error_line,
-    expected_views,
-    pipeline_of,
-    quiet_console,
-    shape,
-    step_of,
-    synthetic_config,
-)
+from ._launch import LOADERS, expected_views, located, shape, synthetic_config
 
 MODALITIES = ('imgs', 'heatmap_imgs')
 #: Samples per batch: enough to collate, few enough for NTU-size passes on a CPU.
@@ -83,7 +74,7 @@ def fetch(dataset: Any, index: int) -> dict[str, Any]:
             data = transform(data)
         except Exception as exc:
             raise RuntimeError(f'transform {number} ({type(transform).__name__}) raised '
-                               f'{error_line(exc)}') from exc
+                               f'{located(exc)}') from exc
         if data is None:
             raise RuntimeError(f'transform {number} ({type(transform).__name__}) dropped the '
                                'sample (returned None)')
@@ -175,7 +166,7 @@ def label_findings(samples: list[Any], annotated: tuple[int, ...] | None,
         try:
             label = read_label(sample)
         except Exception as exc:  # a data sample without a readable label
-            problems.append(f'sample {index} has no readable label ({error_line(exc)})')
+            problems.append(f'sample {index} has no readable label ({located(exc)})')
             continue
         if not 0 <= label < num_classes:
             problems.append(f'sample {index} has label {label}, outside [0, {num_classes})')
@@ -202,7 +193,7 @@ def load_batch(ctx: GuardContext, cfg: Any, split: str, synthetic: Any
     try:
         dataset = DATASETS.build(loader['dataset'])
     except Exception as exc:  # the user's dataset config: any error is a finding
-        return None, [f'the dataset cannot be built: {error_line(exc)}'], seen
+        return None, [f'the dataset cannot be built: {located(exc)}'], seen
     if len(dataset) == 0:
         return None, ['the dataset is empty on the synthetic data (does its split name exist? '
                       f'the synthetic annotation file has {", ".join(synthetic.splits)})'], seen
@@ -247,7 +238,7 @@ def model_pass(ctx: GuardContext, split: str, data: dict[str, Any]) -> list[Find
     except Exception as exc:
         return [Finding(Rule.INPUTS,
             f'{where}: the model raised in {mode} mode on inputs that match '
-            f'the checks above: {error_line(exc)}')]
+            f'the checks above: {located(exc)}')]
     if mode == 'loss' and not math.isfinite(float(total)):
         return [Finding(Rule.HEAD, f'{where}: the total loss is {float(total)}')]
     if mode == 'predict':
@@ -321,7 +312,7 @@ def check(ctx: GuardContext) -> CheckResult:
                 try:
                     data = preprocessor(batch, training)
                 except Exception as exc:
-                    problems.append(f'the data preprocessor raised {error_line(exc)}')
+                    problems.append(f'the data preprocessor raised {located(exc)}')
                 else:
                     problems += batch_findings(batch, data)
                     seen['batch'] = {key: shape(value) for key, value in data['inputs'].items()}

@@ -9,8 +9,12 @@ these swapped:
   and one validation sample (``batch_size`` as configured; the training set
   has a full batch when the loader drops the last one);
 - loader workers: ``num_workers=0``, ``persistent_workers=False``;
-- work dir: a temporary folder; hook ``out_dir`` entries, were any set,
-  are pointed into it; ``launcher='none'``;
+- outputs: the work dir and every other place MMEngine writes (visualizer
+  backends, hooks' ``out_dir``, loggers, evaluators' dump files) point into
+  the temporary folder; backends that report to a service (W&B, MLflow, ...)
+  become a ``LocalVisBackend``; ``load_from`` and ``resume`` are ignored (the
+  real run's checkpoint is not read), and the verdict says so;
+  ``launcher='none'`` (see :mod:`._outputs`);
 - loop lengths: one epoch (one iteration for an iteration-based loop),
   validated at its end.
 
@@ -20,43 +24,37 @@ is: a ``MultiStepLR`` whose milestones are never reached just keeps its
 learning rate, so nothing is adapted), hooks with ``save_best``, evaluator,
 log processor, visualizer. Afterwards the metric ``save_best`` names must
 have been produced, a checkpoint written that loads into a fresh model with
-the trained values, and nothing written outside the work dir (the config's
-folder and the current directory are listed before and after). When this
-torch's ``torch.load`` defaults refuse the checkpoint (``weights_only``,
-torch >= 2.6 with MMEngine 0.10), the verdict carries a warning rather than
-a failure: ``load_from`` and ``resume`` will fail, but the cause is the
-torch/MMEngine pair, not the config or the model. MMEngine's
-process-wide state (loggers, message hubs, visualizers, default scope,
-random generators, multiprocessing start method) is put back.
+the trained values, and nothing written outside the temporary folder: the
+current directory, the config's folder and every folder the config names are
+watched, and a change counts against the run when this process made it
+(:func:`._outputs.watched_writes`). A run that raises is reported by its
+first error and the line of user code it came from. When this torch's
+``torch.load`` defaults refuse the checkpoint (``weights_only``, torch >= 2.6
+with MMEngine 0.10), the result carries a warning rather than a failure:
+``load_from`` and ``resume`` will fail, but the cause is the torch/MMEngine
+pair, not the config or the model. MMEngine's process-wide state is put back
+(:func:`epam_guard.isolation.preserved_state`).
 """
 from __future__ import annotations
 
-import contextlib
 import difflib
-import io
-import multiprocessing
-import os
-import random
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from mmengine.hooks import Hook
 
 from ..context import GuardContext, build_model
 from ..contract import Rule
+from ..errors import one_line
+from ..isolation import cpu_math, preserved_state
 from ..result import CheckResult, Finding, conclude
-from ._launch import LOADERS, cpu_math, error_line, synthetic_config
+from ._launch import LOADERS, located, synthetic_config
+from ._outputs import named_folders, redirect_outputs, watched_writes
 
 SHOWN = 6
-#: Paths listed at most per check, so a huge current directory stays cheap.
-MAX_LISTED = 20_000
-#: Folders never listed for stray writes (caches other tools keep there).
-IGNORED = {'__pycache__', '.git', '.pytest_cache', '.mypy_cache', '.ruff_cache', '.tox'}
 
 
 class Observer(Hook):
@@ -77,6 +75,9 @@ class Observer(Hook):
 
     def before_train(self, runner: Any) -> None:
         self.reached('training')
+
+    def before_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
+        self.reached(f'training iteration {self.train_iters + 1}')
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None,
                          outputs: Any = None) -> None:
@@ -105,21 +106,13 @@ def short_loop(train_cfg: Any) -> dict[str, Any]:
     return dict(type=kind or 'EpochBasedTrainLoop', max_epochs=1, val_begin=1, val_interval=1)
 
 
-def redirect_out_dirs(cfg: Any, work_dir: str) -> list[str]:
-    """Point any hook's ``out_dir`` into the work dir; the names of the hooks changed."""
-    changed = []
-    hooks = list((cfg.get('default_hooks') or {}).items())
-    hooks += [(hook.get('type', str(i)), hook) for i, hook in enumerate(cfg.get('custom_hooks')
-                                                                        or [])]
-    for name, hook in hooks:
-        if isinstance(hook, dict) and hook.get('out_dir'):
-            hook['out_dir'] = work_dir
-            changed.append(name)
-    return changed
+def launch_config(ctx: GuardContext, root: Path) -> tuple[Any, Any, dict[str, Any]]:
+    """The user's config with data, workers, outputs and loop lengths swapped.
 
-
-def launch_config(ctx: GuardContext, root: Path) -> tuple[Any, Any, list[str]]:
-    """The user's config with data, workers, work dir and loop lengths swapped."""
+    Returns:
+        tuple: the config copy, the synthetic dataset, and what
+        :func:`._outputs.redirect_outputs` changed.
+    """
     train = ctx.cfg.get('train_dataloader') or {}
     num_train = int(train.get('batch_size', 1)) if train.get('drop_last') else 1
     cfg, dataset = synthetic_config(ctx.cfg, root, num_train=num_train, num_val=1,
@@ -128,104 +121,11 @@ def launch_config(ctx: GuardContext, root: Path) -> tuple[Any, Any, list[str]]:
         if cfg.get(loader):
             cfg[loader].num_workers = 0
             cfg[loader].persistent_workers = False
+    outputs = redirect_outputs(cfg, root / 'outputs')
     cfg.work_dir = str(root / 'work_dir')
     cfg.launcher = 'none'
     cfg.train_cfg = short_loop(cfg.get('train_cfg'))
-    return cfg, dataset, redirect_out_dirs(cfg, cfg.work_dir)
-
-
-def listing(folders: list[Path], depth: int = 2) -> dict[str, float]:
-    """Paths (to ``depth`` levels) under ``folders`` -> mtime, for spotting stray writes."""
-    seen: dict[str, float] = {}
-    for top in folders:
-        frontier = [(top, 0)]
-        while frontier and len(seen) < MAX_LISTED:
-            folder, level = frontier.pop()
-            try:
-                entries = list(os.scandir(folder))
-            except OSError:
-                continue
-            for entry in entries:
-                if entry.name in IGNORED:
-                    continue
-                with contextlib.suppress(OSError):
-                    seen[entry.path] = entry.stat(follow_symlinks=False).st_mtime
-                if level + 1 < depth and entry.is_dir(follow_symlinks=False):
-                    frontier.append((Path(entry.path), level + 1))
-    return seen
-
-
-def stray_writes(before: dict[str, float], after: dict[str, float], config: Path) -> list[str]:
-    """New or removed paths, and the config file itself if it changed."""
-    changes = sorted(set(after) - set(before)) + [f'{p} (removed)'
-                                                   for p in sorted(set(before) - set(after))]
-    key = str(config)
-    if key in before and key in after and before[key] != after[key]:
-        changes.append(f'{key} (modified)')
-    return changes
-
-
-def _manager_classes() -> list[type]:
-    from mmengine.utils import ManagerMixin
-
-    classes, frontier = [], [ManagerMixin]
-    while frontier:
-        cls = frontier.pop()
-        classes.append(cls)
-        frontier.extend(cls.__subclasses__())
-    return classes
-
-
-@contextlib.contextmanager
-def preserved_state() -> Iterator[io.StringIO]:
-    """Put back what building and running a Runner changes process-wide; yields its console.
-
-    MMEngine registers the run's logger, message hub, visualizer and default
-    scope as the "current" instances, seeds Python, NumPy and torch, sets the
-    multiprocessing start method, cv2's threads and cudnn flags, and logs to
-    the console. The console output is captured (the log file stays in the
-    work dir); the rest is restored and the run's logger files closed.
-    """
-    cv2: Any
-    try:
-        import cv2
-    except ImportError:  # MMAction2 needs OpenCV; without it there is nothing to put back
-        cv2 = None
-    saved_dicts = {cls: dict(cls.__dict__['_instance_dict'])
-                   for cls in _manager_classes() if '_instance_dict' in cls.__dict__}
-    rng = (random.getstate(), np.random.get_state(), torch.random.get_rng_state())
-    start_method = multiprocessing.get_start_method(allow_none=True)
-    cv2_threads = cv2.getNumThreads() if cv2 is not None else None
-    cudnn = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
-    console = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(console), contextlib.redirect_stderr(console):
-            yield console
-    finally:
-        from mmengine.logging import MMLogger
-
-        for cls in _manager_classes():
-            instances = cls.__dict__.get('_instance_dict')
-            if instances is None:
-                continue
-            before = saved_dicts.get(cls, {})
-            for name, instance in list(instances.items()):
-                if name in before:
-                    continue
-                if isinstance(instance, MMLogger):
-                    for handler in list(instance.handlers):
-                        handler.close()
-                        instance.removeHandler(handler)
-            instances.clear()
-            instances.update(before)
-        random.setstate(rng[0])
-        np.random.set_state(rng[1])
-        torch.random.set_rng_state(rng[2])
-        if multiprocessing.get_start_method(allow_none=True) != start_method:
-            multiprocessing.set_start_method(start_method, force=True)
-        if cv2 is not None:
-            cv2.setNumThreads(cv2_threads)
-        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = cudnn
+    return cfg, dataset, outputs
 
 
 def checkpoint_hook(runner: Any) -> Any:
@@ -276,7 +176,7 @@ def loads_back(cfg: Any, paths: list[Path], trained: dict[str, torch.Tensor]
         except Exception as exc:
             findings.append(Finding(Rule.STATE,
                 f'checkpoint {path.name} does not load into a fresh '
-                f'model: {error_line(exc)}'))
+                f'model: {one_line(exc)}'))
             continue
         loaded = fresh.state_dict()
         differ = [key for key, value in trained.items()
@@ -297,81 +197,135 @@ def loads_back(cfg: Any, paths: list[Path], trained: dict[str, torch.Tensor]
     return findings, notes
 
 
+def run_findings(observer: Observer, error: str | None,
+                 save_best: list[str] | None) -> list[Finding]:
+    """What the run itself showed: its first real error, or a ``save_best`` key it never made.
+
+    A run that raised before validation reported anything is reported by that
+    error (a missing metric is only its consequence). Once validation has
+    reported, a ``save_best`` key it lacks explains the ``KeyError`` that
+    follows better than the error does.
+    """
+    findings = metric_findings(save_best, observer.metrics) if (
+        observer.metrics is not None or error is None) else []
+    if error is not None and not findings:
+        findings.append(Finding(Rule.STATE, f'the Runner failed during {observer.stage}: '
+                                            f'{error}'))
+    elif error is None and observer.train_iters == 0:
+        findings.append(Finding(Rule.STATE, 'the Runner finished without a training iteration'))
+    return findings
+
+
+def checkpoint_findings(cfg: Any, root: Path, observer: Observer, save_best: list[str] | None,
+                        trained: dict[str, torch.Tensor],
+                        details: dict[str, Any]) -> tuple[list[Finding], list[str]]:
+    """Checkpoints were written (a best one for ``save_best``) and load back; the warnings."""
+    work_dir = Path(cfg.work_dir)
+    outputs = [work_dir, root / 'outputs']
+    checkpoints = sorted(p for folder in outputs for p in folder.rglob('*.pth'))
+    details['checkpoints'] = [str(p.relative_to(work_dir if p.is_relative_to(work_dir) else root))
+                              for p in checkpoints]
+    details['logs'] = sorted(str(p.relative_to(root)).removeprefix('work_dir/')
+                             for folder in outputs for p in folder.rglob('*')
+                             if p.suffix in ('.log', '.json'))
+    findings = []
+    if not checkpoints:
+        findings.append(Finding(Rule.STATE, f'no checkpoint was written under the work dir '
+                                            f'after {observer.train_iters} iteration(s)'))
+    if save_best and not any(p.name.startswith('best_') for p in checkpoints):
+        findings.append(Finding(Rule.STATE,
+                                f'save_best={save_best} but no best checkpoint was written'))
+    loaded, notes = loads_back(cfg, checkpoints, trained)
+    details.update(notes)
+    warning = notes.get('default_torch_load', '')
+    return findings + loaded, [warning] if 'refuses' in warning else []
+
+
+def write_findings(writes: Any, details: dict[str, Any]) -> tuple[list[Finding], list[str]]:
+    """Stray writes of this run; a warning for unexplained changes named like its outputs."""
+    details['watched'] = writes.watched
+    details['changed_by_others'] = writes.elsewhere[:SHOWN * 10]
+    findings = [Finding(Rule.STATE, f'the run wrote outside its temporary folder: '
+                                    f'{writes.strays[:SHOWN]}'
+                                    + (f' (+{len(writes.strays) - SHOWN} more)'
+                                       if len(writes.strays) > SHOWN else ''))
+                ] if writes.strays else []
+    warnings = []
+    like = writes.elsewhere_like_outputs()
+    if like:
+        warnings.append(f'{len(like)} path(s) named like run outputs changed in watched folders '
+                        f'during the run, not through this process\'s Python file calls '
+                        f'(another process, or native code such as torch.save): {like[:SHOWN]}')
+    if writes.truncated:
+        warnings.append('a watched folder holds more than 20000 entries and was listed in part')
+    return findings, warnings
+
+
+def swapped_note(outputs: dict[str, Any]) -> str:
+    """``; ignored load_from, resume; W&B -> LocalVisBackend`` for the verdict (or nothing)."""
+    notes = []
+    if outputs['ignored']:
+        notes.append(f'ignored {", ".join(outputs["ignored"])} (the real run\'s checkpoint is '
+                     'not read)')
+    if outputs['replaced']:
+        notes.append(f'{", ".join(outputs["replaced"])} replaced by LocalVisBackend')
+    return ''.join(f'; {note}' for note in notes)
+
+
 def check(ctx: GuardContext) -> CheckResult:
     """A short real run: trains, validates, reports save_best's metric, checkpoints cleanly."""
     from mmengine.runner import Runner
 
-    findings: list[Finding] = []
     details: dict[str, Any] = {}
     config = Path(ctx.settings.config).resolve()
-    watched = list(dict.fromkeys([config.parent, Path.cwd().resolve()]))
+    cwd = Path.cwd().resolve()
+    watched = [cwd, config.parent, *named_folders(ctx.cfg, cwd)]
     observer = Observer()
+    error: str | None = None
+    save_best: list[str] | None = None
     with tempfile.TemporaryDirectory(prefix='epam-guard-runner-') as folder:
         root = Path(folder)
-        cfg, _, redirected = launch_config(ctx, root)
+        cfg, _, outputs = launch_config(ctx, root)
         details['swapped'] = {'train_cfg': dict(cfg.train_cfg), 'work_dir': cfg.work_dir,
-                              'num_workers': 0, 'out_dir_redirected': redirected}
-        before = listing(watched)
+                              'num_workers': 0, **outputs}
         start = time.perf_counter()
         runner = None
-        with preserved_state() as console:
-            try:
-                runner = Runner.from_cfg(cfg)
-                observer.reached('built')
-                runner.register_hook(observer)
-                hook = checkpoint_hook(runner)
-                save_best = list(hook.save_best) if hook and hook.save_best else None
-                details['save_best'] = save_best
-                with cpu_math(ctx.device):
-                    runner.train()
-                observer.reached('done')
-            except Exception as exc:  # the user's config and hooks: any error is a finding
-                details['error'] = error_line(exc)
-            model = getattr(runner, 'model', None)
-            model = getattr(model, 'module', model)
-            trained = ({k: v.detach().clone() for k, v in model.state_dict().items()}
-                       if model is not None else {})
-            del runner, model
-        details['seconds'] = round(time.perf_counter() - start, 2)
-        details['train_iters'] = observer.train_iters
-        details['stage_seconds'] = observer.times
-        details['metrics'] = observer.metrics
-        findings += metric_findings(details.get('save_best'), observer.metrics)
-        if 'error' in details and not findings:
-            findings.append(Finding(Rule.STATE, f'the Runner failed during {observer.stage}: '
-                                                f'{details["error"]}'))
-        if 'error' in details:
-            details['console_tail'] = console.getvalue().splitlines()[-20:]
-        elif observer.train_iters == 0:
-            findings.append(Finding(Rule.STATE,
-                'the Runner finished without a training iteration'))
-        work_dir = Path(cfg.work_dir)
-        checkpoints = sorted(work_dir.rglob('*.pth'))
-        details['checkpoints'] = [str(p.relative_to(work_dir)) for p in checkpoints]
-        if 'error' not in details:
-            if not checkpoints:
-                findings.append(Finding(Rule.STATE,
-                    f'no checkpoint was written under the work dir '
-                    f'after {observer.train_iters} iteration(s)'))
-            if details.get('save_best') and not any(p.name.startswith('best_')
-                                                    for p in checkpoints):
-                findings.append(Finding(Rule.STATE,
-                    f'save_best={details["save_best"]} but no best '
-                    'checkpoint was written'))
-            loaded, notes = loads_back(cfg, checkpoints, trained)
-            findings += loaded
-            details.update(notes)
-        details['logs'] = sorted(str(p.relative_to(work_dir)) for p in work_dir.rglob('*')
-                                 if p.suffix in ('.log', '.json'))
-        strays = [p for p in stray_writes(before, listing(watched), config)
-                  if not p.startswith(folder)]
-    if strays:
-        findings.append(Finding(Rule.STATE,
-            f'the run wrote outside its work dir: {strays[:SHOWN]}'))
-    warning = details.get('default_torch_load', '')
-    note = f'; warning: {warning}' if 'refuses' in warning else ''
-    best = details.get('save_best') or ['(no save_best)']
+        with watched_writes(watched, root) as writes:
+            with preserved_state() as console:
+                try:
+                    runner = Runner.from_cfg(cfg)
+                    observer.reached('built')
+                    runner.register_hook(observer)
+                    hook = checkpoint_hook(runner)
+                    save_best = list(hook.save_best) if hook and hook.save_best else None
+                    with cpu_math(ctx.device):
+                        runner.train()
+                    observer.reached('done')
+                except Exception as exc:  # the user's config, hooks and model: a finding
+                    error = located(exc)
+                model = getattr(runner, 'model', None)
+                model = getattr(model, 'module', model)
+                trained = ({k: v.detach().clone() for k, v in model.state_dict().items()}
+                           if model is not None else {})
+                del runner, model
+            details.update(seconds=round(time.perf_counter() - start, 2), save_best=save_best,
+                           train_iters=observer.train_iters, stage_seconds=observer.times,
+                           metrics=observer.metrics)
+            findings = run_findings(observer, error, save_best)
+            warnings: list[str] = []
+            if error is None:
+                saved, warnings = checkpoint_findings(cfg, root, observer, save_best, trained,
+                                                      details)
+                findings += saved
+            else:
+                details['error'] = error
+                details['console_tail'] = console.getvalue().splitlines()[-20:]
+                details.setdefault('checkpoints', [])
+        strays, watch_warnings = write_findings(writes, details)
+    findings += strays
+    best = save_best or ['(no save_best)']
     return conclude('runner', findings,
                     f'Runner trained {observer.train_iters} iteration(s), validated '
                     f'({", ".join(best)} produced), wrote {len(details["checkpoints"])} '
-                    f'checkpoint(s) that load back, nothing outside its work dir{note}', details)
+                    f'checkpoint(s) that load back, nothing outside its temporary folder'
+                    f'{swapped_note(outputs)}', details, warnings=warnings + watch_warnings)

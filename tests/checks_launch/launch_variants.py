@@ -10,9 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mmaction.registry import MODELS
+from mmaction.registry import HOOKS, MODELS
+from mmengine.hooks import Hook
 from torch import nn
 
+from epam.backbone import EPAMBackbone
 from epam.head import EPAMHierarchicalHead
 
 MODULE = 'launch_variants'
@@ -22,8 +24,9 @@ BATCH = 2
 
 
 def _register(cls: type) -> type:
-    if cls.__name__ not in MODELS.module_dict:
-        MODELS.register_module(module=cls)
+    registry = HOOKS if issubclass(cls, Hook) else MODELS
+    if cls.__name__ not in registry.module_dict:
+        registry.register_module(module=cls)
     return cls
 
 
@@ -39,6 +42,32 @@ class LaunchTestUnusedLayerHead(EPAMHierarchicalHead):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.unused = nn.Linear(4, 4)
+
+
+@_register
+class LaunchTestTrainRefusingBackbone(EPAMBackbone):
+    """The reference backbone, except that its forward raises in training mode."""
+
+    def forward(self, imgs, heatmap_imgs, gt=None, gt_coarse=None):
+        if self.training:
+            raise RuntimeError('this backbone refuses to train')  # REFUSAL
+        return super().forward(imgs, heatmap_imgs, gt, gt_coarse)
+
+
+#: The line of :class:`LaunchTestTrainRefusingBackbone` that raises.
+REFUSAL_LINE = next(number for number, line in enumerate(
+    Path(__file__).read_text().splitlines(), 1) if line.endswith('# REFUSAL'))
+
+
+@_register
+class LaunchTestNotesHook(Hook):
+    """A hook that writes a note to ``notes`` (a path under a key MMEngine does not know)."""
+
+    def __init__(self, notes: str) -> None:
+        self.notes = notes
+
+    def before_train(self, runner: Any) -> None:
+        Path(self.notes).write_text('the run was here\n')
 
 
 def unused_head_overrides() -> dict:

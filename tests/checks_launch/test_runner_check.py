@@ -2,17 +2,16 @@
 from __future__ import annotations
 
 import pytest
-from launch_variants import shrink
-
 from epam_guard.checks import runner
 from epam_guard.engine import run_check
+from epam_guard.isolation import manager_instances as managers
 from epam_guard.result import Status
-
-
-def managers() -> dict[str, list[str]]:
-    """Names of MMEngine's global instances (loggers, hubs, visualizers, scopes), by class."""
-    return {cls.__name__: list(cls.__dict__['_instance_dict'])
-            for cls in runner._manager_classes() if cls.__dict__.get('_instance_dict')}
+from launch_variants import (
+    REFUSAL_LINE,
+    LaunchTestNotesHook,
+    LaunchTestTrainRefusingBackbone,
+    shrink,
+)
 
 
 @pytest.mark.slow
@@ -30,6 +29,11 @@ def test_passes_on_the_default_config(launch_context, tmp_path, monkeypatch):
     assert any(log.endswith('.log') for log in details['logs'])
     assert list(tmp_path.iterdir()) == []
     assert managers() == before  # the run's logger, hub and visualizer are gone
+    assert details['watched'][0] == str(tmp_path)
+    # A torch that refuses MMEngine checkpoints by default is a warning, not part of the verdict.
+    refused = 'refuses' in details['default_torch_load']
+    assert [('weights_only' in w) for w in result.warnings] == ([True] if refused else [])
+    assert 'warning' not in result.verdict
 
 
 def test_short_loop_keeps_the_loop_type():
@@ -54,3 +58,58 @@ def test_a_save_best_key_no_metric_produces(edited):
         'metric validation never produces; it reported acc/rgb_top1, ')
     assert "did you mean 'acc/RGBPose_1:1_top1'?" in result.verdict
     assert result.details['error'].startswith("KeyError: 'acc/RGBPose_1:1_top_1'")
+
+
+@pytest.mark.slow
+def test_a_users_output_folder_and_checkpoint_are_left_alone(edited, tmp_path, monkeypatch):
+    experiment = tmp_path / 'experiment'
+    experiment.mkdir()
+    scalars = experiment / 'scalars.json'
+    scalars.write_bytes(b'{"loss": 1.5, "step": 100}\n')
+    refused = experiment / 'epoch_12.pth'
+    refused.write_bytes(b'not a checkpoint')  # loading it would fail the run
+    (tmp_path / 'cwd').mkdir()
+    monkeypatch.chdir(tmp_path / 'cwd')
+
+    def variant(cfg):
+        shrink(cfg)
+        cfg.visualizer.vis_backends = [dict(type='LocalVisBackend', save_dir=str(experiment))]
+        cfg.load_from = str(refused)
+        cfg.resume = True
+
+    result = run_check(edited(variant), 'runner', runner.check)
+    assert result.status is Status.PASS, f'{result.verdict}\n{result.details}'
+    assert result.verdict.endswith("; ignored load_from, resume (the real run's checkpoint is "
+                                   'not read)')
+    assert scalars.read_bytes() == b'{"loss": 1.5, "step": 100}\n'
+    assert sorted(p.name for p in experiment.iterdir()) == ['epoch_12.pth', 'scalars.json']
+    assert list((tmp_path / 'cwd').iterdir()) == []
+    swapped = result.details['swapped']
+    assert swapped['redirected']['visualizer.vis_backends.0.save_dir'] == str(experiment)
+    assert swapped['ignored'] == {'load_from': str(refused), 'resume': True}
+    assert str(experiment) in result.details['watched']  # named in the config: watched
+    assert any(log.endswith('scalars.json') for log in result.details['logs'])
+
+
+@pytest.mark.slow
+def test_a_runner_error_is_reported_with_its_line_and_writes_outside_are_blamed(
+        edited, tmp_path, monkeypatch):
+    notes = tmp_path / 'notes'
+    notes.mkdir()
+    monkeypatch.chdir(tmp_path)
+
+    def variant(cfg):
+        shrink(cfg)
+        cfg.model.backbone.type = LaunchTestTrainRefusingBackbone.__name__
+        cfg.custom_hooks = [dict(type=LaunchTestNotesHook.__name__,
+                                 notes=str(notes / 'run.txt'))]
+
+    result = run_check(edited(variant), 'runner', runner.check)
+    assert result.status is Status.FAIL, result.verdict
+    assert result.rules == ['6']
+    first, stray = (f.message for f in result.findings)
+    assert first == ('the Runner failed during training iteration 1: RuntimeError: this '
+                     f'backbone refuses to train (launch_variants.py:{REFUSAL_LINE})')
+    assert 'validation never reported' not in result.verdict
+    assert stray == f"the run wrote outside its temporary folder: ['{notes / 'run.txt'}']"
+    assert (notes / 'run.txt').exists()  # the hook did write it: positive evidence
