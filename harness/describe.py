@@ -61,7 +61,7 @@ def _ints(items: tuple[int, ...]) -> str:
 
 def _label_values(value: Any) -> tuple[int, ...] | None:
     if isinstance(value, torch.Tensor) and not value.is_floating_point() \
-            and value.numel() <= MAX_COPIED:
+            and value.numel() <= MAX_COPIED and value.device.type != 'meta':
         return tuple(int(v) for v in value.detach().flatten().tolist())
     if isinstance(value, int) and not isinstance(value, bool):
         return (value,)
@@ -153,6 +153,8 @@ def values(tensor: Any, limit: int = MAX_VALUES) -> str:
     ``[3, 7] (int64, cpu)``; ``None`` for None and the type name for non-tensors."""
     if not isinstance(tensor, torch.Tensor):
         return repr(tensor) if tensor is None else type(tensor).__name__
+    if tensor.device.type == 'meta':  # shapes without values
+        return f'{tuple(tensor.shape)} {dtype_name(tensor.dtype)} (meta, no values)'
     flat = tensor.detach().flatten().tolist()
     head = ', '.join(str(v) for v in flat[:limit])
     more = f', ... {len(flat) - limit} more' if len(flat) > limit else ''

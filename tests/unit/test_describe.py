@@ -54,6 +54,8 @@ def test_values_show_small_integer_tensors_with_dtype_and_device():
     assert values(torch.tensor([3, 7])) == '[3, 7] (int64, cpu)'
     assert values(torch.arange(10), limit=3) == '[0, 1, 2, ... 7 more] (int64, cpu)'
     assert values(None) == 'None'
+    on_meta = torch.zeros(2, dtype=torch.long, device='meta')
+    assert values(on_meta) == '(2,) int64 (meta, no values)'
     assert values([1, 2]) == 'list'
 
 
@@ -88,6 +90,12 @@ def test_old_label_api_is_read_through_label_data():
     assert view.labels == (('gt_labels.item', (4,)),)
     assert str(view) == 'ActionDataSample(gt_labels.item=4)'
     assert samples_line([old, old]) == '2 x ActionDataSample(gt_labels) gt_labels.item: 4, 4'
+
+
+def test_labels_on_the_meta_device_are_named_without_values():
+    on_meta = sample(3)
+    on_meta.gt_label = on_meta.gt_label.to('meta')
+    assert sample_view(on_meta) == SampleView('ActionDataSample', ('gt_label',))
 
 
 def test_data_samples_are_recognised_by_their_interface():
