@@ -5,6 +5,11 @@ Exit 1: a check failed, with the rule and the evidence. Never a bare traceback.
 """
 from __future__ import annotations
 
+import json
+import re
+import sys
+from pathlib import Path
+
 import pytest
 from epam_guard.cli import EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE, main
 from epam_guard.engine import run_checks
@@ -130,3 +135,120 @@ def test_a_check_that_raises_does_not_stop_the_others(make_context):
 def test_bad_arguments_exit_2(capsys, argv):
     assert main(argv) == EXIT_UNUSABLE
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+# ------------------------------------------------ importing and building a model
+CONFIG = Path(__file__).resolve().parents[2] / 'configs' / 'epam_ntu60.py'
+
+
+def test_config_without_its_custom_imports_names_the_missing_import(capsys, tmp_path):
+    # The guard imports nothing of epam itself: what training rejects, it rejects.
+    cfg = tmp_path / 'no_imports.py'
+    cfg.write_text(''.join(line for line in CONFIG.read_text().splitlines(keepends=True)
+                           if not line.startswith('custom_imports')))
+    line = unusable(capsys, str(cfg), '--tier', 'fast')
+    assert "model type 'EPAMRecognizer' is not registered" in line
+    assert "add custom_imports = dict(imports=['epam'])" in line
+
+
+def test_misspelled_type_is_matched_against_the_registry(capsys):
+    line = unusable(capsys, '--cfg-options', 'model.cls_head.type=EPAMHierachicalHead')
+    assert "'EPAMHierachicalHead' is not registered" in line
+    assert "did you mean 'EPAMHierarchicalHead'?" in line
+    assert 'custom_imports' not in line
+
+
+def test_custom_import_missing_from_the_import_path(capsys, tmp_path):
+    cfg = tmp_path / 'fork.py'
+    cfg.write_text("custom_imports = dict(imports=['no_such_epam_fork'])\nmodel = dict()\n")
+    line = unusable(capsys, str(cfg), '--import-path', str(tmp_path))
+    assert f"'no_such_epam_fork': neither installed nor in --import-path {tmp_path}" in line
+
+
+def test_cuda_hard_wired_at_build_is_a_model_defect_with_its_line(capsys, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip('CUDA is visible here, so .cuda() at build time does not fail')
+    (tmp_path / 'cuda_plugin.py').write_text(
+        'import torch\n'
+        'from epam.backbone import EPAMBackbone\n'
+        'from mmaction.registry import MODELS\n'
+        '\n'
+        '@MODELS.register_module()\n'
+        'class CudaAtBuildBackbone(EPAMBackbone):\n'
+        '    def __init__(self, **kwargs):\n'
+        '        super().__init__(**kwargs)\n'
+        "        self.register_buffer('table', torch.zeros(3).cuda())\n")
+    cfg = tmp_path / 'cuda.py'
+    cfg.write_text(f"_base_ = [{str(CONFIG)!r}]\n"
+                   "custom_imports = dict(imports=['epam', 'cuda_plugin'])\n"
+                   "model = dict(backbone=dict(type='CudaAtBuildBackbone'))\n")
+    report = tmp_path / 'out.json'
+    code = main(['check', str(cfg), '--import-path', str(tmp_path), '--tier', 'fast',
+                 '--json', str(report)])
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert code == EXIT_FAILED, captured.err
+    assert len(lines) == 1 and 'Traceback' not in captured.err + captured.out
+    assert '[CONTRACT §6 state and devices]' in lines[0]
+    assert 'hard-wired to CUDA' in lines[0]
+    assert re.search(r"cuda_plugin.py:9\s+self.register_buffer\('table', "
+                     r'torch.zeros\(3\).cuda\(\)\)', lines[0])
+    fatal = json.loads(report.read_text())['fatal']
+    assert fatal['exit'] == EXIT_FAILED and fatal['rule'].startswith('CONTRACT §6')
+
+
+def _fork_with_mmaction(root: Path, init: str) -> Path:
+    package = root / 'fork' / 'mmaction'
+    package.mkdir(parents=True)
+    (package / '__init__.py').write_text(init)
+    return root / 'fork'
+
+
+def test_fork_asserting_its_mmcv_version_says_which_mmcv_it_wants(capsys, tmp_path):
+    fork = _fork_with_mmaction(tmp_path, (
+        'import mmcv\n'
+        'from mmengine.utils import digit_version\n'
+        "mmcv_minimum_version = '1.3.0'\n"
+        "mmcv_maximum_version = '2.0.0'\n"
+        'mmcv_version = digit_version(mmcv.__version__)\n'
+        'assert (digit_version(mmcv_minimum_version) <= mmcv_version\n'
+        '        < digit_version(mmcv_maximum_version)), \\\n'
+        "    f'MMCV=={mmcv.__version__} is used but incompatible. ' \\\n"
+        "    f'Please install mmcv>={mmcv_minimum_version}, <{mmcv_maximum_version}.'\n"))
+    cfg = tmp_path / 'fork_config.py'
+    cfg.write_text("model = dict(type='EPAMRecognizer')\n")
+    line = unusable(capsys, str(cfg), '--import-path', str(fork))
+    assert f'mmaction cannot be imported (from {fork / "mmaction"})' in line
+    assert 'wants mmcv >=1.3.0, <2.0.0' in line
+    assert "pip install 'mmcv-lite>=1.3.0,<2.0.0'" in line
+    assert re.search(r'mmaction/__init__.py:6\s+assert \(digit_version\(', line)
+
+
+def test_numpy_1_idiom_on_numpy_2_says_the_code_wants_numpy_1(capsys, tmp_path):
+    import numpy
+
+    if int(numpy.__version__.split('.')[0]) < 2:
+        pytest.skip(f'NumPy {numpy.__version__} still has the NumPy 1 aliases')
+    (tmp_path / 'np1_plugin.py').write_text('import numpy as np\n\nEPS = np.float(1e-6)\n')
+    cfg = tmp_path / 'np1.py'
+    cfg.write_text("custom_imports = dict(imports=['np1_plugin'])\nmodel = dict()\n")
+    line = unusable(capsys, str(cfg), '--import-path', str(tmp_path))
+    assert 'custom_imports failed' in line
+    assert "this code wants numpy<2 (pip install 'numpy<2')" in line
+    assert re.search(r'np1_plugin.py:3\s+EPS = np.float\(1e-6\)', line)
+
+
+def test_fork_mmaction_after_another_mmaction_is_refused_plainly(tmp_path, monkeypatch):
+    # In process (pytest, the plugin) the first mmaction imported stays: say so.
+    import mmaction  # noqa: F401
+    from epam_guard.context import load_config
+    from epam_guard.errors import ConfigError
+
+    monkeypatch.setattr(sys, 'path', list(sys.path))
+    fork = _fork_with_mmaction(tmp_path, '')
+    with pytest.raises(ConfigError, match='mmaction was already imported from .* before '
+                                          f'--import-path {fork} .* could take effect'):
+        load_config(CONFIG, import_paths=[str(fork)])
+    assert sys.path[0] == str(fork)
