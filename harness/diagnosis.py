@@ -161,11 +161,21 @@ def _numpy_fix(exc: BaseException) -> str | None:
     return None
 
 
-def _cuda_defect(exc: BaseException) -> bool:
+def hard_wired_cuda(exc: BaseException) -> bool:
+    """True when ``exc`` is CUDA being asked for where there is none (CONTRACT §6)."""
     import torch
 
     return not torch.cuda.is_available() and any(_NO_CUDA.search(str(error))
                                                   for error in _chain(exc))
+
+
+def cuda_message(exc: BaseException, doing: str) -> str:
+    """The §6 one-liner for :func:`hard_wired_cuda` errors (for checks to reuse as findings)."""
+    at = where(exc)
+    return (f'{doing}: hard-wired to CUDA{f" at {at}" if at else ""} '
+            f'({message_of(_chain(exc)[0])}); nothing may be hard-wired to CUDA: create '
+            "tensors on the inputs' device (x.new_*, .to(x.device), registered buffers) so "
+            'the same code runs on CPU and GPU')
 
 
 def diagnose(exc: BaseException, doing: str) -> GuardError:
@@ -176,14 +186,10 @@ def diagnose(exc: BaseException, doing: str) -> GuardError:
     """
     if isinstance(exc, GuardError):
         return exc
+    if hard_wired_cuda(exc):
+        return ModelDefectError(Rule.STATE, cuda_message(exc, doing))
     at = where(exc)
     located = f' at {at}' if at else ''
-    if _cuda_defect(exc):
-        return ModelDefectError(
-            Rule.STATE,
-            f'{doing}: hard-wired to CUDA{located} ({message_of(_chain(exc)[0])}); nothing may '
-            'be hard-wired to CUDA: create tensors on the inputs\' device (x.new_*, '
-            '.to(x.device), registered buffers) so the same code runs on CPU and GPU')
     fix = _version_fix(exc) or _numpy_fix(exc)
     if fix:
         return ConfigError(f'{doing}: {fix} ({message_of(exc)}{located})')
