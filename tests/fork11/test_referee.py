@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib.util
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -15,15 +16,15 @@ REFERENCE_TABLE = Path(__file__).resolve().parents[2] / 'epam' / 'hierarchy.py'
 SIX = [0, 0, 1, 1, 1, 2]
 
 
-def config(**top: object) -> Config:
-    model = top.pop('model', {})
-    return Config(dict(model=dict(cls_head=dict(num_classes=top.pop('classes', 60)), **model),
-                       **top))
+def config(classes: int = 60, model: dict[str, Any] | None = None, **top: Any) -> Config:
+    head = dict(cls_head=dict(num_classes=classes))
+    return Config(dict(model={**head, **(model or {})}, **top))
 
 
 def test_ntu60_table_is_the_reference_plugins():
     # Loaded by path: the guard never imports epam, and neither does this test.
     spec = importlib.util.spec_from_file_location('reference_hierarchy', REFERENCE_TABLE)
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert tuple(map(tuple, module.NTU60_HIERARCHY['groups'])) == NTU60_GROUPS
