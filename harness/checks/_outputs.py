@@ -44,6 +44,9 @@ PLACE_ENDINGS = ('_dir', '_file', '_path', '_prefix')
 #: Top-level keys that are inputs (the model, the data, which the check swaps itself).
 INPUTS = frozenset({'model', 'train_dataloader', 'val_dataloader', 'test_dataloader',
                     'custom_imports', 'load_from', 'resume', 'work_dir'})
+#: Keys that name what a run reads (annotations, data, weights): never redirected.
+INPUT_KEY = re.compile(r'ann_file.*|data_root|data_prefix|pretrained|checkpoint|load_from|'
+                       r'resume_from')
 #: Visualizer backends that write only under their ``save_dir``; others report to services.
 LOCAL_BACKENDS = frozenset({'LocalVisBackend', 'TensorboardVisBackend'})
 #: Arguments that would send a redirected output to a remote file backend.
@@ -122,7 +125,7 @@ def redirect_outputs(cfg: Any, folder: Path) -> dict[str, Any]:
                 continue  # under remote backend arguments dropped just before
             value = container[key]
             if not isinstance(value, (str, os.PathLike)) or not str(value) or \
-                    not isinstance(key, str):
+                    not isinstance(key, str) or INPUT_KEY.fullmatch(key):
                 continue
             text = os.fspath(value)
             if key in OUTPUT_DIRS:

@@ -38,7 +38,7 @@ import torch
 from ..batch import POSE_STRIDE, RGB_STRIDE, pipeline_of, read_label, step_of
 from ..context import GuardContext
 from ..contract import Rule
-from ..isolation import cpu_math, quiet_console
+from ..isolation import cpu_math, mmengine_instances, quiet_console
 from ..result import CheckResult, Finding, conclude
 from ._launch import LOADERS, expected_views, located, shape, synthetic_config
 
@@ -289,7 +289,15 @@ def redundant(ready: dict[str, dict[str, Any]]) -> dict[str, str]:
 
 
 def check(ctx: GuardContext) -> CheckResult:
-    """The config's pipelines make what the model takes, and the model takes it."""
+    """The config's pipelines make what the model takes, and the model takes it.
+
+    The default scope it sets and the loggers its datasets make are put back.
+    """
+    with mmengine_instances():
+        return _check(ctx)
+
+
+def _check(ctx: GuardContext) -> CheckResult:
     from mmengine.registry import init_default_scope
 
     findings: list[Finding] = []

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import pytest
-from launch_variants import steps
-
 from epam_guard.checks import pipeline
 from epam_guard.engine import run_check
+from epam_guard.isolation import manager_instances, mmengine_instances
 from epam_guard.result import Status
+from launch_variants import steps
+from mmengine.registry import DefaultScope
 
 
 def failing(ctx):
@@ -35,7 +36,11 @@ def test_a_pose_clip_length_the_model_cannot_take(edited):
         for sampler in steps(cfg, 'MMUniformSampleFrames'):
             sampler.clip_len = dict(RGB=16, Pose=40)
 
-    result, text = failing(edited(pose_40))
+    with mmengine_instances():  # the scope this test sets goes afterwards
+        DefaultScope.get_instance('pipeline-test', scope_name='mmengine')
+        before = manager_instances()
+        result, text = failing(edited(pose_40))
+        assert manager_instances() == before  # the check's own 'mmaction' scope is gone
     assert result.verdict.startswith('[CONTRACT §1 inputs] train pipeline: heatmap_imgs has '
                                      '40 frames and imgs 16: the model takes 3 pose frames per '
                                      'RGB frame (48 for 16')

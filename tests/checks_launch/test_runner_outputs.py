@@ -18,7 +18,7 @@ from mmengine.config import Config
 
 def user_config() -> Config:
     return Config(dict(
-        work_dir='/experiments/epam',
+        work_dir='/experiments/epam', ann_file='/data/ntu60_2d.pkl',
         model=dict(type='Recognizer', init_cfg=dict(type='Pretrained', checkpoint='/w/x3d.pth')),
         train_dataloader=dict(dataset=dict(ann_file='/data/ntu60_2d.pkl')),
         visualizer=dict(type='ActionVisualizer', vis_backends=[
@@ -56,7 +56,7 @@ def test_every_output_location_points_into_the_folder(tmp_path):
         tmp_path / 'test_evaluator.0.out_file_path' / 'test.pkl')
     # Inputs are the model's and the data's: untouched (the check swaps the data itself).
     assert cfg.model.init_cfg.checkpoint == '/w/x3d.pth'
-    assert cfg.train_dataloader.dataset.ann_file == '/data/ntu60_2d.pkl'
+    assert cfg.train_dataloader.dataset.ann_file == cfg.ann_file == '/data/ntu60_2d.pkl'
     assert cfg.work_dir == '/experiments/epam'  # set by the runner check itself
     assert set(swapped['redirected']) == {
         'visualizer.vis_backends.0.save_dir', 'default_hooks.checkpoint.out_dir',
