@@ -1,32 +1,38 @@
-"""Check ``ddp``: two ranks train under DistributedDataParallel as MMEngine wraps it.
+"""Check ``ddp``: two ranks train through the config's Runner under DDP, started by torch's agent.
 
 CONTRACT §6: under ``MMDistributedDataParallel`` with the config's
 ``model_wrapper_cfg`` / ``find_unused_parameters`` (MMEngine's default:
-False), two training steps complete on two ranks and leave the ranks with the
+False), training iterations complete on two ranks and leave them with the
 same parameters. The classic way to fail is a parameter that takes no part in
-the loss: DDP then stops at the second step with "Expected to have finished
-reduction in the prior iteration". The check names those parameters, grouped
-by module, from a plain backward each rank runs before wrapping.
+the loss: DDP stops at the second iteration with "Expected to have finished
+reduction in the prior iteration"; the check names those parameters by
+module, with the fix (or, for a parameter made anew in ``forward``, says so).
 
-Each rank is a fresh Python process (``epam_guard.checks._dist_worker``) on
-127.0.0.1 with one thread: gloo on the CPU, nccl when checking on CUDA with
-two GPUs visible (one GPU: gloo on the CPU). Each rank trains on its own
-synthetic batch of the guard's recipe, at most 2 samples (the rank's seed
-differs). The ranks are bounded by 80% of ``--timeout``; whatever
-happens they are stopped and reaped before the check returns.
+The ranks are started by PyTorch's elastic agent (``torch.distributed.run``'s
+engine, :func:`torch.distributed.launcher.api.elastic_launch`) in this
+process: a c10d rendezvous on 127.0.0.1 whose store binds its own port, two
+``spawn`` workers that stay in this process's group and die with it
+(``PR_SET_PDEATHSIG``), no restarts, a failed rank stopping its sibling. Each
+rank builds the config's ``Runner`` with ``launcher='pytorch'`` and trains
+:data:`~epam_guard.rank.STEPS` iterations, with what the ``runner`` check
+swaps (synthetic data, ``num_workers=0``, a temporary work dir, a short
+loop) and, here, two samples per rank, at ``--size tiny`` the pipelines'
+clips shrunk to the guard's sizes, and on the CPU ``gloo`` with
+``device_ids=None``. The check passes only on each rank's own log of every
+iteration it was to run; the whole run is bounded by 80% of ``--timeout``
+and every rank is stopped and reaped whatever happens.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import pickle
-import re
-import socket
-import subprocess
-import sys
 import tempfile
+import threading
 import time
-from dataclasses import replace
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -34,138 +40,310 @@ import torch
 
 from ..context import GuardContext
 from ..contract import Rule
+from ..rank import STEPS, distribute, loop_of
 from ..result import CheckResult, Finding, conclude
+from ._launch import LOADERS, SAMPLERS, synthetic_config
 from .train_step import group_by_module
 
 WORLD_SIZE = 2
-#: Samples per rank: what DDP checks does not depend on N, and each step stays cheap.
+#: Samples per rank and iteration: what DDP checks does not depend on N; each step stays cheap.
 RANK_BATCH = 2
-#: Seconds a rank may go on after the other failed (it likely waits in a collective).
+#: How the agent starts the ranks. ``fork``: they inherit this process's imports (torch,
+#: MMEngine, MMAction2, the model's modules: seconds per rank on a laptop CPU) and run with
+#: one intra-op thread, as DataLoader workers do; see :func:`epam_guard.rank.check_rank`.
+START_METHOD = 'fork'
+#: Seconds the other ranks get to end after one failed, before they are killed.
 GRACE = 5.0
-DDP_STOPPED = ('Expected to have finished reduction', 'did not receive grad')
+#: What a rank's collective says when its peer died: a consequence, reported after the cause.
+PEER_LOST = ('Connection closed by peer', 'Connection reset by peer', 'remote worker',
+             'Broken pipe')
 FIX = ("make every trainable parameter take part in the loss (or set requires_grad=False on "
        "those that should not train), or set model_wrapper_cfg=dict(type="
        "'MMDistributedDataParallel', find_unused_parameters=True) at a speed cost (DDP then "
        'walks the autograd graph at every step)')
+RECREATED_FIX = ("create every parameter once, in __init__: a new nn.Parameter made in "
+                 "forward is not the one DDP (or the optimizer) holds, so it never trains; "
+                 "find_unused_parameters=True would hide this, not fix it")
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(('127.0.0.1', 0))
-        return int(sock.getsockname()[1])
+def shrink_pipelines(cfg: Any, rgb_frames: int, pose_frames: int, side: int) -> list[str]:
+    """Clip lengths and spatial sizes of every pipeline set to the guard's tiny sizes.
+
+    Keeps the channels, the RGB:pose frame ratio and the heat maps' scaling
+    (they scale with the crop). Returns what was changed.
+    """
+    changed = []
+    for loader in LOADERS.values():
+        pipeline = ((cfg.get(loader) or {}).get('dataset') or {}).get('pipeline') or []
+        for step in pipeline:
+            kind = str(step.get('type'))
+            if kind in SAMPLERS and isinstance(step.get('clip_len'), dict):
+                step['clip_len'] = dict(RGB=rgb_frames, Pose=pose_frames)
+            elif kind in SAMPLERS and step.get('clip_len') is not None:
+                step['clip_len'] = rgb_frames
+            elif kind == 'Resize' and isinstance(step.get('scale'), (tuple, list)):
+                step['scale'] = (side, side)
+            elif kind == 'CenterCrop':
+                step['crop_size'] = side
+            else:
+                continue
+            changed.append(f'{loader}.{kind}')
+    return sorted(set(changed))
 
 
-def loopback() -> str | None:
-    """The loopback interface's name, so gloo connects the ranks over 127.0.0.1 only."""
-    try:
-        names = [name for _, name in socket.if_nameindex()]
-    except OSError:
-        return None
-    return next((name for name in names if name == 'lo'), None) or next(
-        (name for name in names if name.startswith('lo')), None)
-
-
-def backend_for(device: torch.device) -> str:
-    """nccl on CUDA with a GPU per rank, gloo (CPU) otherwise."""
-    if device.type == 'cuda' and torch.cuda.device_count() >= WORLD_SIZE:
-        import torch.distributed as dist
-
-        if dist.is_nccl_available():
-            return 'nccl'
-    return 'gloo'
-
-
-def rank_env(rank: int) -> dict[str, str]:
-    """The environment of one rank: one thread, torch.distributed's variables, our import path."""
-    root = str(Path(__file__).resolve().parents[2])
-    path = os.environ.get('PYTHONPATH')
-    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', RANK=str(rank),
-               LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD_SIZE), TORCH_DISTRIBUTED_DEBUG='INFO',
-               PYTHONPATH=root + (os.pathsep + path if path else ''))
-    interface = loopback()
-    if interface:
-        env['GLOO_SOCKET_IFNAME'] = interface
-    return env
-
-
-def write_spec(ctx: GuardContext, folder: Path, backend: str, budget: float) -> Path:
-    """The pickle the ranks read: the checked config itself when it pickles, else its path."""
-    settings = ctx.settings
-    spec: dict[str, Any] = {
-        'config': str(Path(settings.config).resolve()),
-        'cfg_options': settings.cfg_options,
-        'import_paths': [str(Path(p).resolve()) for p in settings.import_paths],
-        'seed': settings.seed, 'backend': backend,
-        'recipe': replace(ctx.recipe, batch_size=min(ctx.recipe.batch_size, RANK_BATCH)),
-        'init_method': f'tcp://127.0.0.1:{free_port()}', 'world_size': WORLD_SIZE,
-        'timeout': budget, 'started': time.time(),
+def prepare(ctx: GuardContext, root: Path) -> tuple[Any, dict[str, Any]]:
+    """The config the ranks train: the user's, with the swaps this check makes, and them."""
+    samples = STEPS * WORLD_SIZE * RANK_BATCH
+    cfg, _ = synthetic_config(ctx.cfg, root, num_train=samples, num_val=WORLD_SIZE,
+                              seed=ctx.settings.seed)
+    train = cfg.get('train_dataloader')
+    batch = int(train.get('batch_size', 1))
+    train.batch_size = RANK_BATCH
+    for loader in LOADERS.values():
+        if cfg.get(loader):
+            cfg[loader].num_workers = 0
+            cfg[loader].persistent_workers = False
+    cfg.work_dir = str(root / 'work_dir')
+    cfg.train_cfg = loop_of(cfg.get('train_cfg'), STEPS)
+    swaps: dict[str, Any] = {
+        'data': f'synthetic NTU-60, {samples} training samples',
+        'train_batch_per_rank': f'{RANK_BATCH} (config: {batch})',
+        'num_workers': 0, 'work_dir': 'temporary', 'train_cfg': dict(cfg.train_cfg),
+        'outputs': redirect(cfg, root / 'outputs'),
     }
-    path = folder / 'spec.pkl'
-    try:  # the config the other checks used, edits made after loading included
-        payload = pickle.dumps({**spec, 'cfg': ctx.cfg})
-    except Exception:  # e.g. a lambda in the config: the ranks re-read the file instead
-        payload = pickle.dumps(spec)
-    path.write_bytes(payload)
+    if ctx.settings.size == 'tiny':
+        recipe = ctx.recipe
+        swaps['tiny_pipelines'] = shrink_pipelines(cfg, recipe.rgb_frames, recipe.pose_frames,
+                                                   recipe.crop)
+    device = ctx.device if ctx.device.type == 'cuda' and (
+        torch.cuda.device_count() >= WORLD_SIZE) else torch.device('cpu')
+    swaps['distributed'] = distribute(cfg, 'pytorch', device, budget_of(ctx))
+    return cfg, swaps
+
+
+def redirect(cfg: Any, folder: Path) -> dict[str, Any]:
+    """Every output path of ``cfg`` under ``folder``, as the ``runner`` check redirects them.
+
+    ``load_from``/``resume`` are dropped: the real run's checkpoint is never read.
+    """
+    try:
+        from ._outputs import redirect_outputs
+    except ImportError:  # an install without the runner check's output redirection
+        ignored = {key: cfg.get(key) for key in ('load_from', 'resume') if cfg.get(key)}
+        cfg.load_from, cfg.resume = None, False
+        return {'ignored': ignored}
+    return redirect_outputs(cfg, folder)
+
+
+def preload(cfg: Any) -> None:
+    """Import here what the ranks' Runner would import (datasets, metrics, SciPy, Matplotlib).
+
+    Forked ranks inherit it: paid once in this process instead of once per
+    rank, which on a 2-core machine is most of a rank's start-up.
+    """
+    import importlib
+
+    scope = cfg.get('default_scope') or 'mmengine'
+    with contextlib.suppress(ImportError):
+        registries = importlib.import_module(f'{scope}.registry')
+        for name in ('DATASETS', 'TRANSFORMS', 'DATA_SAMPLERS', 'METRICS', 'EVALUATOR',
+                     'VISUALIZERS', 'VISBACKENDS', 'HOOKS', 'LOOPS', 'OPTIM_WRAPPERS',
+                     'PARAM_SCHEDULERS', 'MODEL_WRAPPERS', 'LOG_PROCESSORS'):
+            registry = getattr(registries, name, None)
+            with contextlib.suppress(Exception):  # a scope without that location
+                registry.import_from_location()  # type: ignore[union-attr]
+    with contextlib.suppress(ImportError):  # what MMEngine's Visualizer draws with
+        importlib.import_module('matplotlib.backends.backend_agg')
+        importlib.import_module('matplotlib.figure')
+
+
+def budget_of(ctx: GuardContext) -> float:
+    """Seconds the ranks get: 80% of ``--timeout``, so they stop before the supervisor acts."""
+    return 0.8 * float(ctx.settings.timeout)
+
+
+def write_spec(ctx: GuardContext, cfg: Any, root: Path) -> Path:
+    """The pickle the ranks read: the prepared config, import paths, where to log."""
+    spec = {'cfg': cfg, 'import_paths': [str(Path(p).resolve())
+                                         for p in ctx.settings.import_paths],
+            'folder': str(root), 'parent': os.getpid(),
+            'cuda': cfg.env_cfg.dist_cfg.backend != 'gloo'}
+    path = root / 'spec.pkl'
+    try:
+        path.write_bytes(pickle.dumps(spec))
+    except Exception as exc:  # a lambda or an open file in the config
+        raise RuntimeError(f'the config cannot be pickled for the ranks ({exc}); DDP with '
+                           "'spawn' ranks needs a config without lambdas") from exc
     return path
 
 
-def succeeded(folder: Path, rank: int) -> bool:
-    """Whether an ended rank reported its steps done without an error."""
-    path = folder / f'rank{rank}.json'
-    if not path.is_file():
-        return False
-    report = json.loads(path.read_text())
-    return report.get('phase') == 'done' and not report.get('error')
-
-
-def run_ranks(spec: Path, budget: float) -> dict[str, Any]:
-    """Start the ranks, wait for them within ``budget`` seconds, always stop and reap them."""
-    folder = spec.parent
-    procs: list[subprocess.Popen] = []
-    outcome: dict[str, Any] = {'timed_out': False, 'stopped': []}
+@contextlib.contextmanager
+def quiet_agent() -> Any:
+    """The agent's own logging kept off the console, its process-wide edits put back."""
+    loggers = [logging.getLogger(name) for name in (
+        'torch.distributed.elastic', 'torch.distributed.launcher', 'torch.multiprocessing',
+        'torchelastic-events-null')]
+    levels = [logger.level for logger in loggers]
+    env = os.environ.get('TORCHELASTIC_SIGNALS_TO_HANDLE')
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
     try:
-        for rank in range(WORLD_SIZE):
-            with open(folder / f'rank{rank}.log', 'wb') as log:
-                procs.append(subprocess.Popen(
-                    [sys.executable, '-m', 'epam_guard.checks._dist_worker', str(spec), str(rank)],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    env=rank_env(rank), start_new_session=True))
-        deadline, failed_at = time.monotonic() + budget, None
-        while any(p.poll() is None for p in procs):
-            now = time.monotonic()
-            if failed_at is None and any(p.poll() is not None and not succeeded(folder, rank)
-                                         for rank, p in enumerate(procs)):
-                failed_at = now
-            if now > deadline:
-                outcome['timed_out'] = True
-                break
-            if failed_at is not None and now - failed_at > GRACE:
-                break  # one rank failed and the other still waits for it in a collective
-            time.sleep(0.05)
+        yield
     finally:
-        for rank, proc in enumerate(procs):
-            if proc.poll() is None:
-                outcome['stopped'].append(rank)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+        if env is None:
+            os.environ.pop('TORCHELASTIC_SIGNALS_TO_HANDLE', None)
+        else:
+            os.environ['TORCHELASTIC_SIGNALS_TO_HANDLE'] = env
+
+
+class Launch:
+    """``elastic_launch`` of the ranks in a thread, so this thread can keep the clock."""
+
+    def __init__(self, spec: Path, root: Path) -> None:
+        from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, Std
+        from torch.distributed.launcher.api import LaunchConfig
+
+        self.spec, self.root = spec, root
+        self.config = LaunchConfig(
+            min_nodes=1, max_nodes=1, nproc_per_node=WORLD_SIZE,
+            run_id=f'epam-guard-{uuid.uuid4().hex[:8]}',
+            rdzv_backend='c10d', rdzv_endpoint='127.0.0.1:0',  # the store binds its own port
+            max_restarts=0, monitor_interval=0.05, start_method=START_METHOD,
+            local_addr='127.0.0.1', shutdown_timeout=2,
+            logs_specs=DefaultLogsSpecs(log_dir=str(root / 'logs'), redirects=Std.ALL))
+        self.failures: dict[int, Any] = {}
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name='epam-guard-ddp-agent',
+                                       daemon=True)
+
+    def _run(self) -> None:
+        from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+        from torch.distributed.launcher.api import elastic_launch
+
+        from ..rank import check_rank
+
+        try:
+            elastic_launch(self.config, check_rank)(str(self.spec))
+        except ChildFailedError as exc:
+            self.failures = dict(exc.failures)
+        except BaseException as exc:  # the agent itself failed (rendezvous, spawn)
+            self.error = exc
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def done(self) -> bool:
+        return not self.thread.is_alive()
+
+
+def read_logs(root: Path) -> list[dict[str, Any] | None]:
+    """Each rank's own record of its progress (``None``: it never wrote one)."""
+    records: list[dict[str, Any] | None] = []
+    for rank in range(WORLD_SIZE):
+        path = root / f'rank{rank}.json'
+        try:
+            records.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            records.append(None)
+    return records
+
+
+def ended(record: dict[str, Any] | None) -> bool:
+    """Whether the process that wrote ``record`` is gone (or a zombie)."""
+    import psutil
+
+    if not record or 'pid' not in record:
+        return False
+    try:
+        return psutil.Process(record['pid']).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def rank_processes(records: list[dict[str, Any] | None], before: set[int]) -> list[Any]:
+    """This run's rank processes: the pids they logged, and any child started since."""
+    import psutil
+
+    procs: dict[int, Any] = {}
+    for record in records:
+        with contextlib.suppress(psutil.Error, TypeError, KeyError):
+            procs[record['pid']] = psutil.Process(record['pid'])  # type: ignore[index]
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if child.pid not in before and 'resource_tracker' not in ' '.join(child.cmdline()):
+                procs[child.pid] = child
+    return list(procs.values())
+
+
+def stop(procs: list[Any]) -> list[int]:
+    """SIGKILL ``procs``; the agent reaps them. Returns the pids that were still running."""
+    import psutil
+
+    killed = []
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
                 proc.kill()
-            proc.wait()
-    outcome['exit_codes'] = [p.returncode for p in procs]
+                killed.append(proc.pid)
+    return killed
+
+
+def run_ranks(spec: Path, root: Path, budget: float) -> dict[str, Any]:
+    """Launch the ranks; wait within ``budget`` seconds; stop and reap them on every way out."""
+    import psutil
+
+    before = {child.pid for child in psutil.Process().children(recursive=True)}
+    launch = Launch(spec, root)
+    outcome: dict[str, Any] = {'timed_out': False, 'stopped': [], 'early_exit': []}
+    deadline = time.monotonic() + budget
+    failed_at = None
+    with quiet_agent():
+        launch.start()
+        try:
+            while not launch.done():
+                launch.thread.join(0.1)
+                now = time.monotonic()
+                records = read_logs(root)
+                gone = [r for r, rec in enumerate(records)
+                        if rec and not rec.get('finished') and ended(rec)]
+                if gone and failed_at is None:
+                    # A rank ended without finishing and without the agent seeing a failure
+                    # (exit status 0): the others wait for it in a collective.
+                    failed_at, outcome['early_exit'] = now, gone
+                if now > deadline:
+                    outcome['timed_out'] = True
+                    break
+                if failed_at is not None and now - failed_at > GRACE:
+                    break
+        finally:
+            if not launch.done():
+                records = read_logs(root)
+                outcome['stopped'] = sorted(
+                    rec['rank'] for rec in records
+                    if rec and not ended(rec) and not rec.get('finished'))
+                stop(rank_processes(records, before))
+                launch.thread.join(10.0)
+                if not launch.done():  # the agent is stuck: whatever it started goes now
+                    stop(rank_processes(read_logs(root), before))
+                    launch.thread.join(5.0)
+    outcome['failures'] = {
+        int(rank): {'exitcode': failure.exitcode, 'signal': failure.signal_name()
+                    if failure.exitcode is not None and failure.exitcode < 0 else None,
+                    'pid': failure.pid}
+        for rank, failure in launch.failures.items()}
+    if launch.error is not None:
+        outcome['agent_error'] = f'{type(launch.error).__name__}: {launch.error}'
     return outcome
 
 
-def read_reports(folder: Path) -> list[dict[str, Any] | None]:
-    reports = []
-    for rank in range(WORLD_SIZE):
-        path = folder / f'rank{rank}.json'
-        reports.append(json.loads(path.read_text()) if path.is_file() else None)
-    return reports
+def describe_failure(failure: dict[str, Any]) -> str:
+    """``was killed by SIGKILL (...)`` / ``exited with status 3``."""
+    from ..supervisor import describe_exit
 
-
-def log_tail(folder: Path, rank: int, lines: int = 15) -> list[str]:
-    path = folder / f'rank{rank}.log'
-    if not path.is_file():
-        return []
-    return path.read_text(errors='replace').splitlines()[-lines:]
+    code = failure.get('exitcode')
+    return 'ended' if code is None else describe_exit(int(code))
 
 
 def first_sentence(error: str) -> str:
@@ -175,99 +353,140 @@ def first_sentence(error: str) -> str:
     return head + dot.strip()
 
 
-def ddp_unused(error: str) -> list[str]:
-    """The parameter names DDP lists (``TORCH_DISTRIBUTED_DEBUG=INFO``) in its error."""
-    match = re.search(r'Parameters which did not receive grad for rank \d+: (.*)', error)
-    return [name.strip() for name in match.group(1).split(',')] if match else []
+def log_tail(root: Path, rank: int, lines: int = 12) -> list[str]:
+    """The last lines a rank printed (the agent redirected them into ``root/logs``)."""
+    found = sorted((root / 'logs').glob(f'*/attempt_*/{rank}/std*.log'))
+    text = []
+    for path in found:
+        with contextlib.suppress(OSError):
+            text += path.read_text(errors='replace').splitlines()
+    return text[-lines:]
 
 
-def diagnose(reports: list[dict[str, Any] | None], outcome: dict[str, Any],
+def diagnose(records: list[dict[str, Any] | None], outcome: dict[str, Any],
              budget: float) -> list[Finding]:
-    """Findings from what the ranks reported and how they ended."""
+    """Findings from what the ranks logged and how they ended. No finding needs evidence too:
+    see :func:`finished_all`."""
     findings: list[Finding] = []
+    failures = outcome.get('failures', {})
+    if outcome.get('agent_error'):
+        findings.append(Finding(Rule.STATE, f'torch.distributed.run could not start the ranks: '
+                                            f'{outcome["agent_error"][:300]}'))
     if outcome['timed_out']:
-        phases = ', '.join(f'rank {r}: {(rep or {}).get("phase", "not started")}'
-                           for r, rep in enumerate(reports))
+        phases = ', '.join(f'rank {r}: {(rec or {}).get("phase", "not started")}'
+                           for r, rec in enumerate(records))
         findings.append(Finding(Rule.STATE,
-            f'the 2 ranks did not finish within {budget:g} s ({phases}); '
-            'they were stopped (a collective that never completes?)'))
+            f'the {WORLD_SIZE} ranks did not finish within {budget:g} s ({phases}); '
+            'they were stopped (a collective that never completes, or a hang in model code?)'))
     seen: set[tuple[str, str]] = set()
-    for rank, report in enumerate(reports):
-        if report is None:
-            findings.append(Finding(Rule.STATE, f'rank {rank} exited with status '
-                                                f'{outcome["exit_codes"][rank]} without a report'))
-            continue
-        error = report.get('error')
-        if not error:
-            if rank in outcome['stopped'] and not outcome['timed_out']:
-                findings.append(Finding(Rule.STATE,
-                    f'rank {rank} was still in {report["phase"]} '
-                    f'{GRACE:g} s after the other rank failed; stopped'))
-            continue
-        key = (report['phase'], first_sentence(error))
-        if key in seen:
-            continue
-        seen.add(key)
-        same = [r for r, rep in enumerate(reports) if rep and rep.get('error')
-                and (rep['phase'], first_sentence(rep['error'])) == key]
-        who = 'both ranks' if len(same) == WORLD_SIZE else f'rank {rank}'
-        if any(marker in error for marker in DDP_STOPPED):
-            unused = report.get('no_gradient') or ddp_unused(error)
-            groups = group_by_module(unused)
-            named = (f'{len(unused)} parameters got no gradient, in {len(groups)} module(s): '
-                     f'{groups}' if unused else 'DDP named no parameter')
-            findings.append(Finding(Rule.STATE, f'DistributedDataParallel (find_unused_parameters='
-                                                f'{report.get("find_unused_parameters")}) stopped '
-                                                f'{who} at {report["phase"]} with "{key[1]}": '
-                                                f'{named}; {FIX}'))
-        else:
+    waiting: list[Finding] = []
+    for rank, record in enumerate(records):
+        failure = failures.get(rank)
+        error = (record or {}).get('error')
+        if error:
+            key = (record['phase'], first_sentence(error))  # type: ignore[index]
+            if key in seen:
+                continue
+            seen.add(key)
+            same = [r for r, rec in enumerate(records) if rec and rec.get('error')
+                    and (rec['phase'], first_sentence(rec['error'])) == key]
+            who = 'both ranks' if len(same) == WORLD_SIZE else f'rank {rank}'
+            found = error_finding(record, who, key[1])  # type: ignore[arg-type]
+            # A rank that lost its peer says so; the peer's own end is the cause: list it first.
+            (waiting if any(m in error for m in PEER_LOST) else findings).append(found)
+        elif failure is not None:
+            phase = (record or {}).get('phase', 'start-up')
+            findings.append(Finding(Rule.STATE, f'rank {rank} {describe_failure(failure)} in '
+                                                f'{phase}, without a Python exception'))
+        elif rank in outcome.get('early_exit', []):
             findings.append(Finding(Rule.STATE,
-                f'{who} failed in {report["phase"]}: {key[1][:500]}'))
-    done = [rep for rep in reports if rep and rep.get('checksum') is not None]
+                f'rank {rank} exited with status 0 in {record.get("phase")} before finishing '  # type: ignore[union-attr]
+                f'its {STEPS} iterations (os._exit or sys.exit(0) in model code?)'))
+        elif rank in outcome.get('stopped', []) and not outcome['timed_out']:
+            waiting.append(Finding(Rule.STATE,
+                f'rank {rank} was still in {(record or {}).get("phase", "start-up")} '
+                f'{GRACE:g} s after another rank failed; stopped'))
+    findings += sorted(waiting, key=lambda f: 'after another rank failed' in f.message)
+    done = [rec for rec in records if rec and rec.get('checksum') is not None]
     if not findings and len(done) == WORLD_SIZE:
         a, b = done[0]['checksum'], done[1]['checksum']
         if abs(a - b) > 1e-6 * max(1.0, abs(a)):
-            findings.append(Finding(Rule.STATE, f'after {done[0]["steps"]} steps the ranks hold '
+            findings.append(Finding(Rule.STATE, f'after {STEPS} iterations the ranks hold '
                                                 f'different parameters (sums {a:.8g} vs {b:.8g}): '
                                                 'gradients or updates are not synchronised'))
+    if not findings and not finished_all(records):
+        findings.append(Finding(Rule.STATE, 'the ranks ended without logging every iteration '
+                                            f'they were to run: {progress(records)}'))
     return findings
 
 
+def error_finding(record: dict[str, Any], who: str, sentence: str) -> Finding:
+    """The finding for a rank that raised: DDP's unused parameters get their modules and fix."""
+    from ..rank import DDP_STOPPED
+
+    error, phase = record['error'], record['phase']
+    if not any(marker in error for marker in DDP_STOPPED):
+        return Finding(Rule.STATE, f'{who} failed in {phase}: '
+                                   f'{(record.get("error_line") or sentence)[:500]}')
+    unused = record.get('no_gradient') or []
+    recreated = record.get('recreated') or []
+    stopped = (f'DistributedDataParallel (find_unused_parameters='
+               f'{record.get("find_unused_parameters")}) stopped {who} at {phase} with '
+               f'"{sentence}"')
+    if recreated:
+        return Finding(Rule.STATE, f'{stopped}: parameters made anew in forward, in '
+                                   f'{group_by_module(recreated)}; {RECREATED_FIX}')
+    named = (f'{len(unused)} parameters got no gradient, in {len(group_by_module(unused))} '
+             f'module(s): {group_by_module(unused)}' if unused else 'DDP named no parameter')
+    return Finding(Rule.STATE, f'{stopped}: {named}; {FIX}')
+
+
+def finished_all(records: list[dict[str, Any] | None]) -> bool:
+    """Positive evidence: every rank logged all its iterations and the end of training."""
+    return len(records) == WORLD_SIZE and all(
+        rec is not None and rec.get('finished') and len(rec.get('steps', [])) >= STEPS
+        and rec.get('world_size') == WORLD_SIZE for rec in records)
+
+
+def progress(records: list[dict[str, Any] | None]) -> str:
+    return ', '.join(f'rank {r}: {len((rec or {}).get("steps", []))}/{STEPS} iterations, '
+                     f'last in {(rec or {}).get("phase", "start-up")}'
+                     for r, rec in enumerate(records))
+
+
 def check(ctx: GuardContext) -> CheckResult:
-    """Two ranks complete two train steps under MMEngine's DDP wrapper."""
-    budget = 0.8 * ctx.settings.timeout  # so the ranks are stopped before the engine gives up
-    backend = backend_for(ctx.device)
+    """Two ranks train the config's Runner under its DDP wrapper, to the last iteration."""
+    budget = budget_of(ctx)
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix='epam-guard-ddp-') as root:
-        folder = Path(root)
-        spec = write_spec(ctx, folder, backend, budget)
-        outcome = run_ranks(spec, budget)
-        reports = read_reports(folder)
-        findings = diagnose(reports, outcome, budget)
-        logs = {rank: log_tail(folder, rank) for rank in range(WORLD_SIZE)} if findings else {}
-    first = reports[0] or {}
-    unused = first.get('no_gradient') or []
-    details = {
-        'backend': backend, 'world_size': WORLD_SIZE, 'budget_s': budget,
+    with tempfile.TemporaryDirectory(prefix='epam-guard-ddp-') as folder:
+        root = Path(folder)
+        cfg, swaps = prepare(ctx, root)
+        spec = write_spec(ctx, cfg, root)
+        preload(cfg)
+        outcome = run_ranks(spec, root, budget)
+        records = read_logs(root)
+        findings = diagnose(records, outcome, budget)
+        tails = {r: log_tail(root, r) for r in range(WORLD_SIZE)} if findings else {}
+    first = records[0] or {}
+    backend = cfg.env_cfg.dist_cfg.backend
+    details: dict[str, Any] = {
+        'launcher': 'torch.distributed.launcher.api.elastic_launch (c10d rendezvous on '
+                    f'127.0.0.1, {START_METHOD})',
+        'backend': backend, 'world_size': WORLD_SIZE, 'budget_s': budget, 'swapped': swaps,
         'wrapper': first.get('wrapper'),
         'find_unused_parameters': first.get('find_unused_parameters'),
-        'no_gradient': group_by_module(unused),
-        'losses': {r: (rep or {}).get('losses') for r, rep in enumerate(reports)},
-        'rank_seconds': {r: round((rep or {}).get('seconds', 0.0), 2)
-                         for r, rep in enumerate(reports)},
-        'rank0_reached': first.get('reached'),
-        'wall_s': round(time.perf_counter() - start, 2),
-        **outcome,
+        'steps': {r: (rec or {}).get('steps') for r, rec in enumerate(records)},
+        'phases': {r: (rec or {}).get('phase') for r, rec in enumerate(records)},
+        'wall_s': round(time.perf_counter() - start, 2), **outcome,
     }
-    if logs:
-        details['log_tail'] = logs
     if findings:
-        details['errors'] = {r: (rep or {}).get('error') for r, rep in enumerate(reports)}
-        details['traceback'] = {r: (rep or {}).get('traceback') for r, rep in enumerate(reports)}
-    note = (f'; {len(unused)} parameters get no gradient, which find_unused_parameters=True '
-            'tolerates at a speed cost' if unused else '')
+        details['log_tail'] = tails
+        details['errors'] = {r: (rec or {}).get('error') for r, rec in enumerate(records)}
+        details['traceback'] = {r: (rec or {}).get('traceback') for r, rec in enumerate(records)}
+    overrides = '; '.join(swaps['distributed'])
     return conclude('ddp', findings,
                     f'{first.get("wrapper", "DDP")} ({backend}, find_unused_parameters='
-                    f'{first.get("find_unused_parameters")}) completed '
-                    f'{first.get("steps", 0)} train steps on {WORLD_SIZE} ranks; their '
-                    f'parameters agree{note}', details)
+                    f'{first.get("find_unused_parameters")}) trained {STEPS} iterations on each '
+                    f'of {WORLD_SIZE} ranks through the config\'s Runner (launcher=pytorch, '
+                    f'{RANK_BATCH} samples per rank); their parameters agree'
+                    + (f'; overrides for the CPU: {overrides}' if overrides else ''), details)

@@ -1,62 +1,198 @@
-"""Check ``ddp``: two gloo ranks under MMEngine's DistributedDataParallel wrapper."""
+"""Check ``ddp``: ranks started by torch's elastic agent train the config's Runner under DDP.
+
+The fault tests plant a broken model (``rank_faults``) that the ranks import
+through ``custom_imports``; each asserts the rank is named with how it ended,
+and that no process of the run is left.
+"""
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 
+import psutil
 import pytest
-from launch_variants import BATCH, HERE, unused_head_overrides
-
 from epam_guard.checks import ddp
 from epam_guard.context import GuardSettings, build_context
 from epam_guard.engine import run_check
 from epam_guard.result import Status
+from launch_variants import BATCH, HERE, unused_head_overrides
+from rank_faults import fault, overrides
+
+
+def descendants() -> set[int]:
+    return {p.pid for p in psutil.Process().children(recursive=True)}
+
+
+def run_variant(cfg_options: dict, timeout: float = 120.0) -> object:
+    """The ddp check on the default config with ``cfg_options``; asserts nothing is left."""
+    before = descendants()
+    settings = GuardSettings(batch_size=BATCH, cfg_options=cfg_options,
+                             import_paths=[str(HERE)], timeout=timeout)
+    result = run_check(build_context(settings), 'ddp', ddp.check)
+    assert descendants() - before == set(), 'a rank outlived the check'
+    return result
 
 
 @pytest.mark.ddp
 def test_passes_on_the_default_config(launch_context):
+    before = descendants()
     result = run_check(launch_context, 'ddp', ddp.check)
     assert result.status is Status.PASS, f'{result.verdict}\n{result.details}'
     details = result.details
     assert (details['backend'], details['wrapper'], details['find_unused_parameters']) == (
         'gloo', 'MMDistributedDataParallel', False)
-    assert [len(losses) for losses in details['losses'].values()] == [2, 2]
-    assert details['no_gradient'] == {}
-    assert details['exit_codes'] == [0, 0] and details['stopped'] == []
+    # Positive evidence: both ranks logged both iterations, each of two samples.
+    assert [[step['samples'] for step in steps] for steps in details['steps'].values()] == [
+        [2, 2], [2, 2]]
+    assert details['phases'] == {0: 'done', 1: 'done'}
+    assert details['failures'] == {} and details['stopped'] == []
+    assert 'model_wrapper_cfg.device_ids=None' in result.verdict  # the CPU override, stated
+    assert descendants() - before == set()
 
 
 @pytest.mark.ddp
 def test_a_parameter_without_gradient_stops_ddp_and_is_named():
-    settings = GuardSettings(batch_size=BATCH, cfg_options=unused_head_overrides(),
-                             import_paths=[str(HERE)])
-    result = run_check(build_context(settings), 'ddp', ddp.check)
+    result = run_variant(unused_head_overrides())
     assert result.status is Status.FAIL, result.verdict
     assert result.rules == ['6']
     message = result.findings[0].message
-    assert message.startswith('DistributedDataParallel (find_unused_parameters=False) stopped '
-                              'both ranks at train_step 2 with "RuntimeError: Expected to have '
-                              'finished reduction in the prior iteration')
-    assert "2 parameters got no gradient, in 1 module(s): {'cls_head.unused': ['weight', " \
-           "'bias']}" in message
-    assert "find_unused_parameters=True) at a speed cost" in message
-    assert result.details['exit_codes'] == [0, 0]  # both ranks ended and were reaped
+    # Whichever rank raises first, the agent stops the other: one rank or both are named.
+    assert re.match(r'DistributedDataParallel \(find_unused_parameters=False\) stopped '
+                    r'(both ranks|rank [01]) at train iteration 2 with "RuntimeError: Expected '
+                    'to have finished reduction in the prior iteration', message), message
+    named = re.search(r"2 parameters got no gradient, in 1 module\(s\): \{'cls_head.unused': "
+                      r"\[('\w+'), ('\w+')\]\}", message)
+    assert named and {named[1], named[2]} == {"'weight'", "'bias'"}, message
+    assert 'find_unused_parameters=True) at a speed cost' in message
 
 
 @pytest.mark.ddp
-def test_ranks_that_outlive_the_budget_are_stopped(launch_context):
-    quick = dataclasses.replace(launch_context, settings=dataclasses.replace(
-        launch_context.settings, timeout=2.0))
-    result = ddp.check(quick)
+@pytest.mark.slow
+def test_a_parameter_made_anew_in_forward_is_said_so():
+    result = run_variant(overrides(**{'cls_head.type': 'RecreatedParameterHead'}))
+    assert result.status is Status.FAIL, result.verdict
+    message = result.findings[0].message
+    assert "parameters made anew in forward, in {'cls_head': ['scale']}" in message
+    assert 'create every parameter once, in __init__' in message
+    assert 'at a speed cost' not in message  # no advice to hide it
+
+
+@pytest.mark.ddp
+def test_a_rank_killed_by_sigkill_is_named_with_its_signal():
+    result = run_variant(fault('kill'))
+    assert result.status is Status.FAIL, result.verdict
+    assert result.findings[0].message == (
+        'rank 1 was killed by SIGKILL (killed, e.g. out of memory) in train iteration 1, '
+        'without a Python exception')
+    assert result.details['failures'][1]['signal'] == 'SIGKILL'
+
+
+@pytest.mark.ddp
+@pytest.mark.slow
+@pytest.mark.parametrize('kind, message', [
+    ('raise', 'rank 1 failed in train iteration 1: RuntimeError: planted failure on this rank'),
+    ('segfault', 'rank 1 was killed by SIGSEGV (segmentation fault) in train iteration 1, '
+                 'without a Python exception'),
+    ('os_exit', 'rank 1 exited with status 0 in train iteration 1 before finishing its 2 '
+                'iterations (os._exit or sys.exit(0) in model code?)'),
+])
+def test_a_rank_that_dies_is_named(kind, message):
+    result = run_variant(fault(kind))
+    assert result.status is Status.FAIL, result.verdict
+    assert result.findings[0].message.startswith(message), result.findings[0].message
+
+
+@pytest.mark.ddp
+@pytest.mark.slow
+def test_a_hung_rank_is_stopped_within_the_budget():
+    start = time.monotonic()
+    result = run_variant(fault('sleep'), timeout=25.0)
     assert result.status is Status.FAIL
-    assert 'did not finish within 1.6 s' in result.verdict
+    assert result.verdict.startswith('[CONTRACT §6 state] the 2 ranks did not finish within '
+                                     '20 s (rank 0: train iteration 1, rank 1: train iteration '
+                                     '1); they were stopped')
     assert sorted(result.details['stopped']) == [0, 1]
-    assert all(code is not None for code in result.details['exit_codes'])
+    assert time.monotonic() - start < 45
 
 
-def test_one_failed_rank_is_named_and_the_waiting_one_reported_stopped():
-    reports = [{'rank': 0, 'phase': 'wrap', 'error': None},
-               {'rank': 1, 'phase': 'build', 'error': 'ValueError: bad head\nmore lines'}]
-    outcome = {'timed_out': False, 'stopped': [0], 'exit_codes': [-9, 0]}
-    findings = ddp.diagnose(reports, outcome, budget=240.0)
+RUN_CHECK = '''
+import sys
+from epam_guard.context import GuardSettings, build_context
+from epam_guard.checks import ddp
+from epam_guard.engine import run_check
+sys.path.insert(0, {here!r})
+import rank_faults
+settings = GuardSettings(batch_size=2, import_paths=[{here!r}],
+                         cfg_options=rank_faults.fault('sleep'))
+print(run_check(build_context(settings), 'ddp', ddp.check).verdict, flush=True)
+'''
+
+
+@pytest.mark.ddp
+@pytest.mark.slow
+@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_no_rank_outlives_the_process_running_the_check(sig):
+    """The check runs in a plain process (no supervisor); ranks die with it however it ends."""
+    proc = subprocess.Popen([sys.executable, '-c', RUN_CHECK.format(here=str(HERE))],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=dict(os.environ, OMP_NUM_THREADS='1'))
+    seen: set[int] = set()
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            ranks = psutil.Process(proc.pid).children(recursive=True)
+            seen |= {p.pid for p in ranks}
+            if len(ranks) >= 2:
+                break
+            time.sleep(0.2)
+        assert len(seen) >= 2, 'the ranks never started'
+        time.sleep(1.0)
+        seen |= {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
+        proc.send_signal(sig)
+        proc.wait(timeout=30)
+        gone, alive = psutil.wait_procs([psutil.Process(pid) for pid in seen
+                                         if psutil.pid_exists(pid)], timeout=10)
+        assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], \
+            f'left running after {sig.name}: {alive}'
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in seen:
+            if psutil.pid_exists(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_failed_rank_is_named_and_the_waiting_one_reported_stopped():
+    records = [{'rank': 0, 'phase': 'train iteration 1', 'error': None, 'steps': []},
+               {'rank': 1, 'phase': 'build', 'error': 'ValueError: bad head\nmore lines',
+                'error_line': 'ValueError: bad head (head.py:3)', 'steps': []}]
+    outcome = {'timed_out': False, 'stopped': [0], 'early_exit': [],
+               'failures': {1: {'exitcode': 1, 'signal': None, 'pid': 7}}}
+    findings = ddp.diagnose(records, outcome, budget=240.0)
     assert [f.message for f in findings] == [
-        'rank 0 was still in wrap 5 s after the other rank failed; stopped',
-        'rank 1 failed in build: ValueError: bad head']
+        'rank 1 failed in build: ValueError: bad head (head.py:3)',
+        'rank 0 was still in train iteration 1 5 s after another rank failed; stopped']
+
+
+def test_no_pass_without_every_iteration_logged():
+    """Both ranks ended cleanly as far as the agent knows, but one never logged its last step."""
+    done = {'rank': 0, 'phase': 'done', 'error': None, 'finished': True, 'world_size': 2,
+            'steps': [{}, {}], 'checksum': 1.0}
+    short = dict(done, rank=1, steps=[{}], checksum=1.0)
+    findings = ddp.diagnose([done, short], {'timed_out': False, 'stopped': [],
+                                            'early_exit': [], 'failures': {}}, budget=240.0)
+    assert [f.message for f in findings] == [
+        'the ranks ended without logging every iteration they were to run: rank 0: 2/2 '
+        'iterations, last in done, rank 1: 1/2 iterations, last in done']
+
+
+def test_budget_is_most_of_the_timeout(launch_context):
+    quick = dataclasses.replace(launch_context, settings=dataclasses.replace(
+        launch_context.settings, timeout=10.0))
+    assert ddp.budget_of(quick) == 8.0

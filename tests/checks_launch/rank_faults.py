@@ -1,0 +1,88 @@
+"""Broken models for the distributed tests: one rank misbehaves, or DDP cannot work.
+
+Imported by the ranks through ``custom_imports`` (with this folder as an
+import path): ``--cfg-options custom_imports.imports=[epam,rank_faults]
+model.backbone.type=RankFaultBackbone model.backbone.fault=kill`` makes
+rank 1 (``model.backbone.fault_rank``) kill itself with SIGKILL in its first
+training forward; ``raise``, ``sleep``, ``os_exit`` and ``segfault`` are the
+other faults. ``RecreatedParameterHead`` makes a new ``nn.Parameter`` in
+every training forward.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import time
+
+import torch
+from mmaction.registry import MODELS
+from torch import nn
+
+from epam.backbone import EPAMBackbone
+from epam.head import EPAMHierarchicalHead
+
+MODULE = 'rank_faults'
+FAULTS = ('raise', 'sleep', 'kill', 'os_exit', 'segfault')
+
+
+def _register(cls: type) -> type:
+    if cls.__name__ not in MODELS.module_dict:
+        MODELS.register_module(module=cls)
+    return cls
+
+
+def misbehave(fault: str) -> None:
+    """Fail the way ``fault`` says: an exception, a hang, or a death without one."""
+    if fault == 'raise':
+        raise RuntimeError('planted failure on this rank')
+    if fault == 'sleep':
+        time.sleep(3600)
+    if fault == 'kill':  # what the kernel's OOM killer does
+        os.kill(os.getpid(), signal.SIGKILL)
+    if fault == 'os_exit':
+        os._exit(0)
+    if fault == 'segfault':
+        ctypes.string_at(0)
+
+
+@_register
+class RankFaultBackbone(EPAMBackbone):
+    """The reference backbone; on rank ``fault_rank`` its training forward does ``fault``."""
+
+    def __init__(self, *args, fault: str = 'raise', fault_rank: int = 1, **kwargs) -> None:
+        if fault not in FAULTS:
+            raise ValueError(f'fault must be one of {FAULTS}, but got {fault!r}')
+        super().__init__(*args, **kwargs)
+        self.fault, self.fault_rank = fault, fault_rank
+
+    def forward(self, imgs, heatmap_imgs, gt=None, gt_coarse=None):
+        if self.training and int(os.environ.get('RANK', -1)) == self.fault_rank:
+            misbehave(self.fault)
+        return super().forward(imgs, heatmap_imgs, gt, gt_coarse)
+
+
+@_register
+class RecreatedParameterHead(EPAMHierarchicalHead):
+    """The reference head with a scale that its training forward makes anew each time."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.scale = nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        if self.training:
+            self.scale = nn.Parameter(torch.ones(1, device=x[0].device))
+        return {key: score * self.scale for key, score in super().forward(x).items()}
+
+
+def overrides(**model: object) -> dict:
+    """``--cfg-options`` (as a dict) that import this module in every rank and set ``model``."""
+    return {'custom_imports': dict(imports=['epam', MODULE], allow_failed_imports=False),
+            **{f'model.{key}': value for key, value in model.items()}}
+
+
+def fault(kind: str, rank: int = 1) -> dict:
+    """Overrides that make rank ``rank`` do ``kind`` in its first training forward."""
+    return overrides(**{'backbone.type': RankFaultBackbone.__name__, 'backbone.fault': kind,
+                        'backbone.fault_rank': rank})
