@@ -56,14 +56,16 @@ def located(exc: BaseException) -> str:
     """``Type: first line (file.py:LINE)``, the location being the innermost frame of user code.
 
     User code is anything but the standard library, the guard and the
-    frameworks (torch, MMEngine, MMCV, MMAction2, NumPy). When the error was
-    raised while handling another (MMEngine's registry re-raises a build error
-    with the class name), the location comes from the first exception in the
-    chain that passed through user code; without any, from the innermost frame.
+    frameworks (torch, MMEngine, MMCV, MMAction2, NumPy). When a framework
+    re-raises an error in its own words (``raise X(...) from exc``, or while
+    handling it), the message stays the outer one and the location comes from
+    the deepest exception in the chain that passed through user code (the
+    cause, where the user's code went wrong); without any, from the innermost
+    frame.
     """
     from ..supervisor import is_library
 
-    for link in _chain(exc):
+    for link in reversed(_chain(exc)):
         frames = traceback.extract_tb(link.__traceback__)
         user = [frame for frame in frames if not is_library(frame.filename)]
         if user:
