@@ -161,6 +161,17 @@ def _numpy_fix(exc: BaseException) -> str | None:
     return None
 
 
+def _clash_fix(exc: BaseException) -> str | None:
+    """Two imported packages register the same type name (a fork and the reference plugin)."""
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else ''
+    found = re.search(r'(\S+) is already registered in (\w+) at (\S+)', text)
+    if not found:
+        return None
+    name, registry, first = found.groups()
+    return (f'{name} is registered twice in the {registry} registry (first by {first}); '
+            'import only one of the packages that define it in custom_imports')
+
+
 def hard_wired_cuda(exc: BaseException) -> bool:
     """True when ``exc`` is CUDA being asked for where there is none (CONTRACT §6)."""
     import torch
@@ -190,7 +201,7 @@ def diagnose(exc: BaseException, doing: str) -> GuardError:
         return ModelDefectError(Rule.STATE, cuda_message(exc, doing))
     at = where(exc)
     located = f' at {at}' if at else ''
-    fix = _version_fix(exc) or _numpy_fix(exc)
+    fix = _version_fix(exc) or _numpy_fix(exc) or _clash_fix(exc)
     if fix:
         return ConfigError(f'{doing}: {fix} ({message_of(exc)}{located})')
     return ConfigError(f'{doing}: {message_of(exc)}{located}')

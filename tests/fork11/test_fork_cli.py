@@ -7,9 +7,13 @@ by the right check with the right rule.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from epam_guard.cli import EXIT_FAILED, EXIT_OK
+
+FORK = Path(__file__).resolve().parent / 'myfork'
+CONFIG = Path(__file__).resolve().parent / 'configs' / 'fork_ntu60.py'
 
 FAST = ('structure', 'routing', 'labels', 'train_step', 'eval_purity', 'summary')
 
@@ -67,3 +71,17 @@ def test_cuda_hard_wired_in_a_loss_is_a_state_defect(run_guard):
     assert report['recipe']['rgb_frames'] == 16, printed
     state = findings(results['train_step'], '6')
     assert any('CUDA' in m for m in state), printed
+
+
+def test_the_fork_and_the_reference_plugin_together_are_one_line(capsys, tmp_path):
+    from epam_guard.cli import EXIT_UNUSABLE, main
+
+    both = tmp_path / 'both.py'
+    both.write_text(f'_base_ = [{str(CONFIG)!r}]\n'
+                    "custom_imports = dict(imports=['epam', 'epam_fork'])\n")
+    assert main(['check', str(both), '--import-path', str(FORK)]) == EXIT_UNUSABLE
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and 'Traceback' not in error
+    assert 'EPAMBackbone is registered twice in the model registry (first by epam.backbone)' \
+        in error
+    assert 'import only one of the packages that define it in custom_imports' in error
