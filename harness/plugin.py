@@ -76,7 +76,8 @@ def _unusable(path: Path) -> str | None:
 
 def pytest_configure(config: pytest.Config) -> None:
     path, origin = config_path(config)
-    if path is not None:
+    # `pytest --help` shows the help whatever the configuration names.
+    if path is not None and not config.getoption('help', default=False):
         reason = _unusable(path)
         if reason is not None:
             raise pytest.UsageError(f'{origin}: the config {path} {reason}')

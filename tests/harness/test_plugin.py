@@ -218,6 +218,7 @@ def test_a_bad_config_is_one_usage_error(pytester, where):
     result.stderr.fnmatch_lines([f'ERROR: {expected}'])
     text = result.stdout.str() + result.stderr.str()
     assert text.count('ERROR:') == 1 and 'Traceback' not in text
+    assert pytester.runpytest_inprocess(*args, '--help').ret == pytest.ExitCode.OK
 
 
 def test_a_config_that_cannot_be_built_ends_the_session_once(heavy_imported, pytester):
