@@ -127,3 +127,11 @@ def loss_kind(key: str) -> str | None:
         if any(re.search(pattern, key) for pattern in patterns):
             return kind
     return None
+
+
+# ------------------------------------------------------------------ config keys
+#: The backbone stream (its entry under ``model.backbone``) that takes each model input.
+STREAM_INPUTS = {'rgb_stream': 'imgs', 'pose_stream': 'heatmap_imgs'}
+#: The config entry that sets the head's ``in_channels`` (one per stream, in
+#: ``FEATURE_CHANNELS`` order), ``num_classes`` and ``num_coarse_classes``.
+HEAD_CONFIG = 'model.cls_head'

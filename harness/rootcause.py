@@ -19,16 +19,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .contract import FEATURE_NAMES, RENOVATION_OF, TUPLE_NAMES, Rule
+from .contract import FEATURE_NAMES, HEAD_CONFIG, RENOVATION_OF, STREAM_INPUTS, TUPLE_NAMES, Rule
 from .result import CheckResult, Status
 
 #: A cause must explain at least this many failed checks to become the headline.
 MIN_FOLLOWERS = 2
 
-#: The backbone stream that takes each model input (the key of its config entry).
-STREAM_INPUTS = {'rgb_stream': 'imgs', 'pose_stream': 'heatmap_imgs'}
-#: Where the head's expected feature channels (one per stream) and class counts are set.
-HEAD_KEY = 'model.cls_head'
 #: Class names of the reference streams, as their own errors spell them.
 STREAM_CLASSES = {'XShiftNet': 'rgb_stream', 'PoseXShiftNet': 'pose_stream'}
 
@@ -74,7 +70,8 @@ class RootCause:
         input: what it received (``x_rgb``, ``heatmap_imgs``, ``fine scores``).
         expected: the count the module was built for.
         got: the count it received.
-        config_key: the config entry that sets ``expected``.
+        config_key: the config entry that sets ``expected`` (None where the
+            contract does not say which entry sets it).
         config_value: that entry's value where the results show it, else None.
         rule: the contract section the mismatch breaks (``'3'``).
         fix: the next step, in one line.
@@ -87,7 +84,7 @@ class RootCause:
     input: str
     expected: int
     got: int
-    config_key: str
+    config_key: str | None
     config_value: Any
     rule: str
     fix: str
@@ -293,18 +290,26 @@ def _channel_cause(cause: Mismatch, results: list[CheckResult]) -> RootCause:
         value: Any = [expected.get('x_rgb'), expected.get('x_pose')]
         if None in value:
             value = None
-        key = f'{HEAD_KEY}.in_channels'
+        key = f'{HEAD_CONFIG}.in_channels'
         shown = name or 'a feature'
         makes = [observed.get('x_rgb'), observed.get('x_pose')]
         fix = (f'set {key} to {makes} (what the backbone returns), or change the backbone'
                if None not in makes else f'make {key} match the backbone\'s features')
         return _made('cls_head', shown, cause, key, value, Rule.BACKBONE, fix)
     stream = (module or '').rsplit('.', 1)[-1]
-    shown = STREAM_INPUTS.get(stream, 'its input')
-    key = f'model.{module}.in_channels' if module else 'the in_channels of the module'
-    fix = (f'set {key} to {cause.got} (what the pipeline makes), or change the pipeline'
-           if stream == 'pose_stream' else f'set {key} to {cause.got}')
-    return _made(module or 'a module', shown, cause, key, cause.expected, Rule.INPUTS, fix)
+    if module == f'backbone.{stream}' and stream in STREAM_INPUTS:
+        key = f'model.{module}.in_channels'
+        fix = (f'set {key} to {cause.got} (what the pipeline makes), or change the pipeline'
+               if stream == 'pose_stream' else f'set {key} to {cause.got}')
+        return _made(module, STREAM_INPUTS[stream], cause, key, cause.expected, Rule.INPUTS,
+                     fix)
+    # A module the contract does not name: no config key can be vouched for.
+    where = module or 'a module'
+    message = (f'{where} received an input with {cause.got} channels but was built for '
+               f'{cause.expected}')
+    return RootCause(message, where, 'its input', cause.expected, cause.got, None, None,
+                     Rule.BACKBONE.value, f'make the channels {where} is built for match '
+                     'what reaches it', cause.text)
 
 
 def _made(module: str, shown: str, cause: Mismatch, key: str, value: Any, section: Rule,
@@ -319,7 +324,7 @@ def _made(module: str, shown: str, cause: Mismatch, key: str, value: Any, sectio
 def _class_cause(cause: Mismatch) -> RootCause:
     assert cause.expected is not None and cause.got is not None
     fine = cause.kind == 'fine'
-    key = f'{HEAD_KEY}.{"num_classes" if fine else "num_coarse_classes"}'
+    key = f'{HEAD_CONFIG}.{"num_classes" if fine else "num_coarse_classes"}'
     what = 'fine' if fine else 'coarse'
     groups = 'fine classes' if fine else 'coarse groups'
     message = (f'cls_head makes {cause.got} {what} scores but the label hierarchy has '

@@ -112,6 +112,29 @@ def test_torchinfo_alone_is_not_evidence() -> None:
     assert root_cause([structure, summary]) is None
 
 
+def test_a_module_the_contract_does_not_name_gets_no_config_key() -> None:
+    """torch's conv error names no module: routing's last call does, and only streams have keys."""
+    results = recorded('pose_conv_fork')
+    routing = next(r for r in results if r.name == 'routing')
+    for calls in routing.details['calls'].values():
+        calls.append('backbone.attention.forward(x_rgb, x_pose)')
+    cause = root_cause(results)
+    assert cause is not None
+    assert cause.message == ('backbone.attention received an input with 17 channels but was '
+                             'built for 25')
+    assert cause.config_key is None and cause.config_value is None
+    without_routing = [r for r in recorded('pose_conv_fork') if r.name != 'routing']
+    cause = root_cause(without_routing)
+    assert cause is not None and cause.module == 'a module' and cause.config_key is None
+
+
+def test_the_reference_stream_names_itself_without_routing() -> None:
+    cause = root_cause([r for r in recorded('pose_fork') if r.name != 'routing'])
+    assert cause is not None
+    assert cause.config_key == 'model.backbone.pose_stream.in_channels'
+    assert cause.follows == ['structure', 'labels', 'train_step', 'eval_purity', 'summary']
+
+
 @pytest.mark.parametrize('text, expected', [
     ('RuntimeError: Given groups=1, weight of size [24, 25, 1, 3, 3], expected input[4, 17, 12, '
      '16, 16] to have 25 channels, but got 17 channels instead', Mismatch('channels', 25, 17)),
