@@ -1,0 +1,400 @@
+"""``--launcher pytorch|slurm``: the guard as every rank of the user's own training job.
+
+Started the way training is (MMEngine's launcher names and semantics)::
+
+    torchrun --nproc_per_node=8 -m epam_guard.cli check CONFIG --launcher pytorch
+    srun -N2 --ntasks-per-node=8 --gpus-per-node=8 epam-guard check CONFIG --launcher slurm
+
+each process of the job is one rank. It joins the job's process group
+(``env_cfg.dist_cfg``'s backend and MMEngine's ``init_dist`` on GPUs; gloo on
+a CPU-only machine), runs the selected contract checks on its own device
+(``cuda:LOCAL_RANK``, or the CPU), then trains
+:data:`~epam_guard.rank.STEPS` iterations of the config's ``Runner`` across
+all ranks and nodes with the config's per-GPU batch size (data, workers,
+work dir and loop swapped as the ``runner`` check swaps them), recording each
+rank's step time and peak GPU memory. Rank 0 gathers every rank's results
+(``all_gather_object``) and prints one report; every rank returns the same
+exit status. The ``runner`` and ``ddp`` checks are replaced by that training
+run (they would start Runners and ranks of their own inside the job).
+
+A rank that dies or hangs is named: collectives time out within
+``--timeout`` (75% for training, 20% for the report barrier), a monitored
+barrier names the ranks that did not arrive, and each rank leaves its phase
+in the job's store, which rank 0 reads when the launcher stops the job.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import signal
+import socket
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from .checks import CHECKS, FAST
+from .contract import Rule
+from .rank import STEPS, StepLog, build_and_train, cuda_device, distribute, loop_of
+from .result import Finding, conclude
+
+#: Checks a rank of a training job does not run itself: the training run below replaces them.
+REPLACED = ('runner', 'ddp')
+STORE_PREFIX = 'epam-guard/phase/'
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+class Stopped(BaseException):
+    """The launcher (torchrun, srun) told this rank to stop, usually because another one ended."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def infer_launcher() -> str:
+    """MMEngine's rule: ``WORLD_SIZE`` means torchrun, ``SLURM_NTASKS`` means Slurm."""
+    if 'WORLD_SIZE' in os.environ:
+        return 'pytorch'
+    if 'SLURM_NTASKS' in os.environ:
+        return 'slurm'
+    return 'none'
+
+
+def rank_identity(launcher: str) -> tuple[int, int, int]:
+    """``(rank, local_rank, world_size)`` from the launcher's environment."""
+    env = os.environ
+    if launcher == 'slurm':
+        return (int(env['SLURM_PROCID']), int(env.get('SLURM_LOCALID', 0)),
+                int(env['SLURM_NTASKS']))
+    return int(env['RANK']), int(env['LOCAL_RANK']), int(env['WORLD_SIZE'])
+
+
+class Phases:
+    """This rank's phase in the job's key-value store, so rank 0 can say where others were."""
+
+    def __init__(self, rank: int) -> None:
+        self.rank = rank
+        self.store: Any = None
+
+    def attach(self) -> None:
+        import torch.distributed as dist
+
+        with contextlib.suppress(Exception):  # no store (an exotic backend): phases stay local
+            self.store = dist.distributed_c10d._get_default_store()
+
+    def set(self, phase: str) -> None:
+        if self.store is not None:
+            with contextlib.suppress(Exception):
+                self.store.set(f'{STORE_PREFIX}{self.rank}', phase)
+
+    def read(self, world_size: int) -> dict[int, str]:
+        """Every rank's last phase (``not started`` for one that never wrote)."""
+        phases = {}
+        for rank in range(world_size):
+            key = f'{STORE_PREFIX}{rank}'
+            try:
+                phases[rank] = (self.store.get(key).decode() if self.store is not None
+                                and self.store.check([key]) else 'not started')
+            except Exception:
+                phases[rank] = 'unknown (the store is gone)'
+        return phases
+
+
+def contract_checks(settings: Any, names: list[str], device: Any) -> tuple[list[dict], Any]:
+    """The fast checks among ``names`` on this rank's device; their results and the context."""
+    from .context import build_context
+    from .engine import run_checks
+
+    selected = [name for name in names if CHECKS[name].tier == FAST]
+    local = replace(settings, device=str(device))
+    ctx = build_context(local)
+    return [r.to_json() for r in run_checks(ctx, selected)], ctx
+
+
+def training_config(ctx: Any, root: Path, launcher: str, device: Any, world_size: int,
+                    timeout: float) -> tuple[Any, dict[str, Any]]:
+    """The config with data, workers, work dir and loop swapped; batch size as configured."""
+    from .checks._launch import LOADERS, synthetic_config
+    from .checks.ddp import redirect, shrink_pipelines
+
+    batch = int((ctx.cfg.get('train_dataloader') or {}).get('batch_size', 1))
+    samples = STEPS * world_size * batch
+    cfg, _ = synthetic_config(ctx.cfg, root, num_train=samples, num_val=world_size,
+                              seed=ctx.settings.seed)
+    for loader in LOADERS.values():
+        if cfg.get(loader):
+            cfg[loader].num_workers = 0
+            cfg[loader].persistent_workers = False
+    cfg.work_dir = str(root / 'work_dir')
+    cfg.train_cfg = loop_of(cfg.get('train_cfg'), STEPS)
+    swaps: dict[str, Any] = {'data': f'synthetic NTU-60, {samples} training samples',
+                             'batch_per_rank': batch, 'num_workers': 0,
+                             'train_cfg': dict(cfg.train_cfg),
+                             'outputs': redirect(cfg, root / 'outputs')}
+    if ctx.settings.size == 'tiny':
+        recipe = ctx.recipe
+        swaps['tiny_pipelines'] = shrink_pipelines(cfg, recipe.rgb_frames, recipe.pose_frames,
+                                                   recipe.crop)
+    swaps['distributed'] = distribute(cfg, launcher, device, timeout)
+    return cfg, swaps
+
+
+def train(cfg: Any, rank: int, device: Any, phases: Phases) -> dict[str, Any]:
+    """The config's Runner for :data:`STEPS` iterations; this rank's record of it."""
+    import torch
+
+    log = StepLog(rank, lambda record: phases.set(record['phase']))
+    if device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats(device)
+    console = io.StringIO()
+    try:
+        # The Runner logs to the console on rank 0; the report is the guard's to print.
+        with contextlib.redirect_stdout(console), contextlib.redirect_stderr(console):
+            build_and_train(cfg, log)
+        log.finish()
+    except Exception:  # recorded by the step log, reported with the others
+        log.record['console_tail'] = console.getvalue().splitlines()[-15:]
+    record = dict(log.record)
+    record.pop('traceback', None)
+    if device.type == 'cuda':
+        record['peak_memory_mib'] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    return record
+
+
+def gather(payload: dict[str, Any], world_size: int, group: Any,
+           timeout: float) -> tuple[list[Any] | None, str | None]:
+    """Every rank's payload, or ``None`` and which ranks did not come (monitored barrier)."""
+    import torch.distributed as dist
+
+    try:
+        dist.monitored_barrier(group=group, timeout=timedelta(seconds=timeout),
+                               wait_all_ranks=True)
+    except Exception as exc:  # names the ranks that did not arrive
+        return None, ' '.join(str(exc).split())[:600]
+    gathered: list[Any] = [None] * world_size
+    try:
+        dist.all_gather_object(gathered, payload, group=group)
+    except Exception as exc:
+        return None, ' '.join(str(exc).split())[:600]
+    return gathered, None
+
+
+def merge(payloads: list[dict[str, Any]], names: list[str]) -> list[dict[str, Any]]:
+    """One result per check over all ranks: it passes only where it passed on every rank."""
+    results = []
+    for name in [n for n in names if CHECKS[n].tier == FAST]:
+        per_rank = [(p['rank'], next((r for r in p.get('results', []) if r['name'] == name),
+                                     None)) for p in payloads]
+        bad = [(rank, r) for rank, r in per_rank if r is None or r['status'] != 'pass']
+        if not bad:
+            first = per_rank[0][1]
+            results.append({**first, 'verdict': f'{first["verdict"]} (on each of '  # type: ignore[index]
+                                                 f'{len(payloads)} ranks)',
+                            'seconds': max(r['seconds'] for _, r in per_rank)})  # type: ignore[index]
+            continue
+        rank, worst = bad[0]
+        if worst is None:
+            results.append({'name': name, 'status': 'error', 'findings': [], 'warnings': [],
+                            'verdict': f'rank {rank} did not run it', 'details': {},
+                            'seconds': 0.0})
+            continue
+        ranks = ', '.join(str(r) for r, _ in bad)
+        results.append({**worst, 'verdict': f'on rank(s) {ranks}: {worst["verdict"]}',
+                        'details': {'ranks': {r: (x or {}).get('verdict') for r, x in bad}}})
+    return results
+
+
+def training_result(payloads: list[dict[str, Any]], launcher: str) -> dict[str, Any]:
+    """The ``ddp`` row: every rank trained every iteration, in step, to the same parameters."""
+    from .checks.ddp import error_finding, first_sentence
+
+    findings: list[Finding] = []
+    records = [p.get('training') or {} for p in payloads]
+    for payload, record in zip(payloads, records):
+        rank = payload['rank']
+        if payload.get('fatal'):
+            findings.append(Finding(Rule.STATE, f'rank {rank} could not build the model: '
+                                         f'{payload["fatal"]}'))
+        elif record.get('error'):
+            findings.append(error_finding(record, f'rank {rank}',
+                                          first_sentence(record['error'])))
+        elif not record.get('finished') or len(record.get('steps', [])) < STEPS:
+            done = len(record.get('steps', []))
+            findings.append(Finding(Rule.STATE, f'rank {rank} logged {done} of {STEPS} '
+                                                f'iterations, last in {record.get("phase")}'))
+    sums = [r.get('checksum') for r in records]
+    if not findings and None not in sums:
+        low, high = min(sums), max(sums)  # type: ignore[type-var]
+        if high - low > 1e-6 * max(1.0, abs(high)):
+            findings.append(Finding(Rule.STATE, f'after {STEPS} iterations the ranks hold '
+                                                f'different parameters (sums {low:.8g} .. '
+                                                f'{high:.8g})'))
+    table = {p['rank']: {'host': p.get('host'), 'device': p.get('device'),
+                         'batch': (p.get('swaps') or {}).get('batch_per_rank'),
+                         'step_s': [s['seconds'] for s in (r.get('steps') or [])],
+                         'peak_memory_mib': r.get('peak_memory_mib'),
+                         'phase': r.get('phase')} for p, r in zip(payloads, records)}
+    first = records[0] if records else {}
+    swaps = (payloads[0].get('swaps') or {}) if payloads else {}
+    result = conclude('ddp', findings,
+                      f'{first.get("wrapper", "DDP")} (launcher={launcher}, '
+                      f'{len(payloads)} ranks, batch {swaps.get("batch_per_rank")} per rank) '
+                      f'trained {STEPS} iterations of the config\'s Runner on every rank; '
+                      'their parameters agree',
+                      {'ranks': table, 'swapped': swaps})
+    result.seconds = max((p.get('training_s', 0.0) for p in payloads), default=0.0)
+    return result.to_json()
+
+
+def lost_result(reason: str, phases: dict[int, str], here: int) -> dict[str, Any]:
+    """The ``ddp`` row when not every rank reported."""
+    behind = {r: p for r, p in phases.items() if p not in ('done',) and r != here}
+    named = ', '.join(f'rank {r} (last in {p})' for r, p in sorted(behind.items()))
+    finding = Finding(Rule.STATE, f'not every rank reported: {named or "?"}; {reason}')
+    return conclude('ddp', [finding], '', {'phases': phases, 'reason': reason}).to_json()
+
+
+def print_report(results: list[dict[str, Any]], payloads: list[dict[str, Any]] | None,
+                 header: str) -> None:
+    from .cli import Console
+
+    console = Console()
+    console.line(header)
+    for result in results:
+        console.result(result)
+    for rank, row in sorted(((results[-1].get('details') or {}).get('ranks') or {}).items()):
+        steps = ', '.join(f'{s:.2f}s' for s in row.get('step_s') or [])
+        memory = (f'  peak GPU memory {row["peak_memory_mib"]:.0f} MiB'
+                  if row.get('peak_memory_mib') is not None else '')
+        console.line(f'{"":27}rank {rank}  {row.get("host")}  {row.get("device")}  batch '
+                     f'{row.get("batch")}  steps {steps or "-"}{memory}')
+    failed = [r['name'] for r in results if r['status'] in ('fail', 'error')]
+    console.line(f'{len(results) - len(failed)} passed, {len(failed)} failed'
+                 + (f' ({", ".join(failed)})' if failed else ''))
+
+
+def run(settings: Any, names: list[str], json_path: Path | None = None,
+        junit_path: Path | None = None) -> int:
+    """Run as one rank of a ``torchrun``/``srun`` job; rank 0 prints the one report.
+
+    Args:
+        settings: the run's ``GuardSettings`` (``launcher`` read from it when set, else
+            inferred from the environment as MMEngine does).
+        names: the selected checks; fast ones run on every rank, ``runner`` and
+            ``ddp`` are replaced by the job-wide training run.
+        json_path, junit_path: where rank 0 writes the machine-readable reports.
+
+    Returns:
+        The exit status, the same on every rank: 0 all passed, 1 otherwise.
+    """
+    launcher = getattr(settings, 'launcher', None) or infer_launcher()
+    if launcher not in ('pytorch', 'slurm'):
+        from .errors import GuardError
+
+        raise GuardError('--launcher pytorch|slurm runs inside a torchrun/srun job, but no '
+                         'WORLD_SIZE or SLURM_NTASKS is set; start it with torchrun or srun')
+    rank, local_rank, world_size = rank_identity(launcher)
+    from .rank import die_with_parent, init_process_group, name_unused_parameters
+
+    die_with_parent()  # the launcher killed outright takes its ranks with it
+
+    def stop(signum: int, frame: Any) -> None:
+        raise Stopped(signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    timeout = float(settings.timeout)
+    device = cuda_device(local_rank)
+    phases = Phases(rank)
+    started = time.perf_counter()
+    node = os.environ.get('GROUP_RANK') or os.environ.get('SLURM_NODEID') or '0'
+    payload: dict[str, Any] = {'rank': rank, 'local_rank': local_rank, 'node': node,
+                               'host': socket.gethostname(), 'device': str(device)}
+    gathered: list[Any] | None = None
+    reason: str | None = None
+    try:
+        from .context import load_config
+
+        cfg = load_config(settings.config, settings.cfg_options, settings.import_paths)
+        distribute(cfg, launcher, device, 0.75 * timeout)
+        name_unused_parameters()
+        if device.type == 'cuda':
+            import torch
+
+            torch.cuda.set_device(device)
+        init_process_group(cfg, launcher, device)
+        import torch.distributed as dist
+
+        # The guard's own messages go over gloo (CPU objects, monitored barrier) whatever
+        # the training backend is.
+        group = (dist.new_group(backend='gloo', timeout=timedelta(seconds=timeout))
+                 if dist.get_backend() != 'gloo' else None)
+        phases.attach()
+        phases.set('contract checks')
+        ctx = None
+        try:
+            payload['results'], ctx = contract_checks(settings, names, device)
+        except Exception as exc:  # an unusable config or model: reported, training skipped
+            from .errors import one_line
+
+            payload['fatal'] = one_line(exc)
+        if any(name in REPLACED for name in names) and ctx is not None:
+            with tempfile.TemporaryDirectory(prefix=f'epam-guard-rank{rank}-') as folder:
+                cfg, payload['swaps'] = training_config(ctx, Path(folder), launcher, device,
+                                                        world_size, 0.75 * timeout)
+                begun = time.perf_counter()
+                payload['training'] = train(cfg, rank, device, phases)
+                payload['training_s'] = round(time.perf_counter() - begun, 2)
+        phases.set('done')
+        gathered, reason = gather(payload, world_size, group, 0.2 * timeout)
+    except Stopped as exc:
+        reason = f'the launcher stopped this rank ({exc}), as it does when another rank ends'
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    code = report(rank, world_size, names, gathered, reason, phases, launcher,
+                  time.perf_counter() - started, json_path, junit_path)
+    with contextlib.suppress(Exception):
+        import torch.distributed as dist
+
+        if gathered is not None and dist.is_initialized():
+            dist.destroy_process_group()
+    return code
+
+
+def nodes_of(payloads: list[dict[str, Any]]) -> int:
+    """Distinct (host, node rank) pairs: several agents on one machine count as nodes."""
+    return len({(p.get('host'), p.get('node')) for p in payloads})
+
+
+def report(rank: int, world_size: int, names: list[str], gathered: list[Any] | None,
+           reason: str | None, phases: Phases, launcher: str, seconds: float,
+           json_path: Path | None, junit_path: Path | None) -> int:
+    """Rank 0 prints and writes the report; every rank returns the status it implies."""
+    if gathered is None:
+        results = [lost_result(reason or 'unknown', phases.read(world_size), rank)]
+    else:
+        results = merge(gathered, names)
+        if any(name in REPLACED for name in names):
+            results.append(training_result(gathered, launcher))
+    code = EXIT_FAILED if any(r['status'] in ('fail', 'error') for r in results) else EXIT_OK
+    if rank == 0:
+        header = (f'  launcher={launcher}  world size {world_size}  '
+                  f'{nodes_of(gathered) if gathered else "?"} node(s)  '
+                  f'{seconds:.1f}s')
+        print_report(results, gathered, header)
+        meta = {'launcher': launcher, 'world_size': world_size, 'exit_status': code,
+                'checks': names, 'seconds': round(seconds, 2),
+                'ranks': [{k: v for k, v in p.items() if k != 'results'}
+                          for p in (gathered or [])]}
+        from .report import write_json, write_junit
+
+        if json_path:
+            write_json(Path(json_path), results, meta)
+        if junit_path:
+            write_junit(Path(junit_path), results)
+    sys.stdout.flush()
+    return code
