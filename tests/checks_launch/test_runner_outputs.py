@@ -132,7 +132,7 @@ def test_two_runs_sharing_a_cwd_and_tmpdir_do_not_blame_each_other(tmp_path):
     quiet = subprocess.Popen([sys.executable, '-c', RUN, 'quiet', str(shared)],
                              stdin=subprocess.PIPE, **options)
     try:
-        assert quiet.stdout.readline() == 'watching\n'
+        assert quiet.stdout is not None and quiet.stdout.readline() == 'watching\n'
         writer = subprocess.run([sys.executable, '-c', RUN, 'writer', str(shared)], timeout=60,
                                 check=True, **options)
         seen = {'writer': json.loads(writer.stdout),
