@@ -350,43 +350,36 @@ def fit_clip_lengths(ctx: GuardContext) -> None:
 
     A backbone that hard-codes its clip lengths (e.g. 16 RGB / 48 pose frames)
     cannot run at ``tiny``; its shape errors would otherwise be reported as
-    head or label defects by every check. Decided on the loss pass (which the
-    checks reuse, so a model that runs at tiny pays nothing); when the loss
-    fails at both sizes (a defect of its own), on the features alone
-    (``tensor`` mode).
+    head or label defects by every check. The passes tried here are the ones
+    the checks read (they are recorded once per recipe), so a model that runs
+    at ``tiny`` pays nothing, and one whose loss fails for another reason pays
+    one ``tensor`` pass.
     """
     from .checks.common import run_pass
 
     saved = state.snapshot(ctx.model)
     try:
-        tiny = run_pass(ctx, 'loss')
-        if tiny.error is None:
+        if run_pass(ctx, 'loss').error is None:
             return
+        features = run_pass(ctx, 'tensor')
+        if features.error is None:
+            return  # the features compute at tiny: the loss fails for a reason of its own
         settings = ctx.settings
         real = recipe_from_config(ctx.cfg, 'ntu', settings.batch_size, settings.views,
                                   settings.seed, ctx.recipe.label_api)
         timed = shrink(replace(real, size='tiny'), keep_time=True)
-        if (timed.rgb_frames, timed.pose_frames) == (ctx.recipe.rgb_frames,
-                                                     ctx.recipe.pose_frames):
+        tiny = ctx.recipe
+        if (timed.rgb_frames, timed.pose_frames) == (tiny.rgb_frames, tiny.pose_frames):
             return
-        tiny_recipe, ctx.recipe = ctx.recipe, timed
-        if run_pass(ctx, 'loss').error is not None and (
-                run_pass(ctx, 'tensor').error is not None
-                or _tensor_error(ctx, tiny_recipe) is None):
-            ctx.recipe = tiny_recipe  # not a matter of clip lengths: the checks say what
+        ctx.recipe = timed
+        if run_pass(ctx, 'tensor').error is not None:
+            ctx.recipe = tiny  # not a matter of clip lengths: the checks say what
             return
         ctx.size_note = (
-            f'at --size tiny ({tiny_recipe.rgb_frames} RGB / {tiny_recipe.pose_frames} pose '
-            f'frames) the model fails ({tiny.error}) where the config\'s clip lengths work: '
-            f'checking with {timed.rgb_frames} RGB / {timed.pose_frames} pose frames and '
+            f'at --size tiny ({tiny.rgb_frames} RGB / {tiny.pose_frames} pose frames) the '
+            f'model fails ({features.error}) where the config\'s clip lengths work: checking '
+            f'with {timed.rgb_frames} RGB / {timed.pose_frames} pose frames and '
             f'{timed.crop}x{timed.crop} crops (space shrunk only)')
     finally:
         state.restore(ctx.model, saved)
         ctx.model.zero_grad(set_to_none=True)
-
-
-def _tensor_error(ctx: GuardContext, recipe: BatchRecipe) -> str | None:
-    """The error of a ``tensor``-mode pass at ``recipe`` (None when it runs)."""
-    from .checks.common import run_pass
-
-    return run_pass(replace(ctx, recipe=recipe, passes={}), 'tensor').error
