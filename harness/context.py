@@ -157,10 +157,13 @@ def use_import_paths(folders: list[str]) -> None:
             sys.path.remove(folder)
         sys.path.insert(0, folder)
     loaded = sys.modules.get('mmaction')
-    loaded_from = Path(getattr(loaded, '__file__', None) or '.').resolve().parent
+    if loaded is None:
+        return
+    where = list(getattr(loaded, '__path__', None) or [])
+    loaded_from = Path(where[0] if where else getattr(loaded, '__file__', '') or '.').resolve()
     for folder in folders:
         fork = Path(folder, 'mmaction').resolve()
-        if loaded is not None and (fork / '__init__.py').is_file() and loaded_from != fork:
+        if (fork / '__init__.py').is_file() and loaded_from != fork:
             raise ConfigError(
                 f'mmaction was already imported from {loaded_from} before --import-path '
                 f'{folder} (which holds its own mmaction) could take effect, so the fork would '
