@@ -159,8 +159,9 @@ def use_import_paths(folders: list[str]) -> None:
     loaded = sys.modules.get('mmaction')
     if loaded is None:
         return
-    where = list(getattr(loaded, '__path__', None) or [])
-    loaded_from = Path(where[0] if where else getattr(loaded, '__file__', '') or '.').resolve()
+    locations = list(getattr(loaded, '__path__', None) or [])
+    loaded_from = Path(locations[0] if locations
+                       else getattr(loaded, '__file__', '') or '.').resolve()
     for folder in folders:
         fork = Path(folder, 'mmaction').resolve()
         if (fork / '__init__.py').is_file() and loaded_from != fork:
