@@ -165,7 +165,9 @@ def test_real_run_of_a_wrong_head_in_channels() -> None:
     from epam_guard.context import GuardSettings, build_context
     from epam_guard.engine import run_checks
 
-    ctx = build_context(GuardSettings(cfg_options={'model.cls_head.in_channels': [400, 216]}))
+    # Batch size 2 keeps the run short; the mistake shows the same at any size.
+    ctx = build_context(GuardSettings(batch_size=2,
+                                      cfg_options={'model.cls_head.in_channels': [400, 216]}))
     results = run_checks(ctx, names_in('fast'))
     assert not any(r.ok for r in results)
     cause = root_cause([CheckResult.from_json(r.to_json()) for r in results])
