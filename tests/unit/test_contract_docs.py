@@ -15,6 +15,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+
 from epam_guard.checks import CHECKS
 from epam_guard.contract import DOCUMENT, HEADINGS, Rule
 

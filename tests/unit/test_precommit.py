@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from epam_guard import gates
 
 REPO = Path(__file__).resolve().parents[2]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from epam_guard.result import CheckResult, Status
 from epam_guard.rootcause import Mismatch, mismatches, root_cause
 
@@ -83,6 +84,13 @@ def test_failures_from_different_mistakes_have_no_common_cause() -> None:
     results = [next(r for r in recorded(scenario) if r.name == name)
                for name, scenario in pick.items()]
     results += [passed(name) for name in FAST[3:]]
+    assert root_cause(results) is None
+
+
+@pytest.mark.parametrize('scenario', ['seed_defect', 'nan_loss'])
+def test_real_failures_without_a_count_mismatch_have_no_root_cause(scenario: str) -> None:
+    results = recorded(scenario)
+    assert sum(not r.ok for r in results) >= 2, RUNS[scenario]['broken']
     assert root_cause(results) is None
 
 
