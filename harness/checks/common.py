@@ -1,6 +1,9 @@
-"""What several checks share: one recorded forward pass, label tensors, formatting."""
+"""What several checks share: one recorded forward pass, label tensors, predictions,
+the config's evaluator and checkpoint hook, and bounded messages."""
 from __future__ import annotations
 
+import copy
+import difflib
 from dataclasses import dataclass
 from typing import Any
 
@@ -8,10 +11,18 @@ import torch
 
 from ..batch import labels_of, make_batch, preprocess
 from ..context import GuardContext
+from ..contract import PREDICTION_FIELDS, Rule
 from ..describe import dtype_name
+from ..errors import one_line
 from ..recording import CallRecorder, record
+from ..result import CheckResult, Finding, conclude
 
 MAX_SHOWN = 8
+#: A finding's message (and so a verdict) is cut to about this many characters;
+#: the full text stays in the result's details (``full_text``).
+MESSAGE_LIMIT = 400
+#: Metric names shown when a save_best key is missing.
+METRICS_SHOWN = 6
 
 
 @dataclass
@@ -88,3 +99,147 @@ def integer_targets(call: Any, count: int) -> list[tuple[str, torch.Tensor]]:
     """The per-sample integer tensors (length ``count``) among a call's arguments."""
     return [(name, value) for name, value in call.tensors()
             if not value.is_floating_point() and value.dim() == 1 and value.numel() == count]
+
+
+# ------------------------------------------------------------------ bounded messages
+def bounded(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """``text`` on one line, cut to ``limit`` characters with an ellipsis."""
+    line = ' '.join(str(text).split())
+    return line if len(line) <= limit else line[:limit - 3].rstrip() + '...'
+
+
+def finish(name: str, findings: list[Finding], passed: str,
+           details: dict[str, Any] | None = None,
+           warnings: list[str] | None = None) -> CheckResult:
+    """:func:`~epam_guard.result.conclude` with every finding and warning bounded.
+
+    A model's error text can be thousands of characters (torchinfo's executed
+    layers, a tensor repr); the one-line verdict and the findings stay short,
+    and the untrimmed texts of those that were cut go to ``details['full_text']``.
+    """
+    details = dict(details or {})
+    full = [str(f) for f in findings if bounded(f.message) != f.message]
+    full += [w for w in warnings or [] if bounded(w) != w]
+    if full:
+        details['full_text'] = full
+    return conclude(name, [Finding(f.rule, bounded(f.message)) for f in findings],
+                    bounded(passed), details, [bounded(w) for w in warnings or []])
+
+
+# ------------------------------------------------------------------ predictions
+def prediction_of(sample: Any) -> tuple[str | None, Any]:
+    """``(field, scores)`` of a predicted data sample, from either MMAction2 API.
+
+    ``pred_score`` (1.2) holds a tensor or a dict of tensors; ``pred_scores``
+    (1.0/1.1) a ``LabelData`` whose fields are the scores (``item`` for a
+    single one). Scores come back as a tensor or a plain dict of tensors;
+    ``(None, None)`` when the sample carries neither field.
+    """
+    keys = set(sample.keys()) if callable(getattr(sample, 'keys', None)) else set()
+    for name in PREDICTION_FIELDS:
+        if name not in keys:
+            continue
+        value = sample.get(name)
+        if callable(getattr(value, 'keys', None)) and not isinstance(value, dict):
+            value = dict(value.items())  # LabelData (1.0/1.1)
+        if isinstance(value, dict) and set(value) == {'item'}:
+            value = value['item']
+        return name, value
+    return None, None
+
+
+def score_vector(scores: Any) -> torch.Tensor | None:
+    """One flat float vector of a sample's scores (dict entries in key order)."""
+    if isinstance(scores, torch.Tensor):
+        return scores.detach().float().flatten().cpu()
+    if isinstance(scores, dict) and scores and all(
+            isinstance(v, torch.Tensor) for v in scores.values()):
+        return torch.cat([scores[k].detach().float().flatten().cpu() for k in sorted(scores)])
+    return None
+
+
+# ------------------------------------------------------------------ evaluator, save_best
+def evaluate(cfg: Any, samples: list[Any], labels: list[int]) -> dict[str, Any]:
+    """The metrics the config's ``val_evaluator`` computes on ``samples``.
+
+    The samples go to MMEngine's ``Evaluator`` as dicts carrying the label in
+    both APIs (``gt_label`` and ``gt_labels.item``), so only the predictions
+    (the model's part) decide whether the metric can read them.
+    """
+    from mmengine.evaluator import Evaluator
+    from mmengine.registry import DefaultScope
+
+    given = []
+    for sample, label in zip(samples, labels):
+        data = sample.to_dict() if callable(getattr(sample, 'to_dict', None)) else dict(sample)
+        data.setdefault('gt_label', torch.tensor([label]))
+        data.setdefault('gt_labels', {'item': torch.tensor([label])})
+        given.append(data)
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmaction')):
+        evaluator = Evaluator(copy.deepcopy(cfg.val_evaluator))
+        evaluator.process(given)
+        return dict(evaluator.evaluate(len(given)))
+
+
+def closest(name: str, choices: list[str]) -> str | None:
+    """The choice most like ``name`` (difflib), the earliest of equally close ones."""
+    scored = [(difflib.SequenceMatcher(None, name, choice).ratio(), -index, choice)
+              for index, choice in enumerate(choices)]
+    best = max(scored, default=None)
+    return best[2] if best and best[0] >= 0.5 else None
+
+
+def checkpoint_configs(cfg: Any) -> list[dict[str, Any]]:
+    """The config's ``CheckpointHook`` settings (``default_hooks.checkpoint``, custom hooks)."""
+    hooks = [(cfg.get('default_hooks') or {}).get('checkpoint')]
+    hooks += list(cfg.get('custom_hooks') or [])
+    return [dict(hook) for hook in hooks
+            if isinstance(hook, dict) and hook.get('type') in ('CheckpointHook', None)
+            and hook.get('save_best')]
+
+
+def save_best_findings(cfg: Any, metrics: dict[str, Any] | None,
+                       why: str = '') -> list[Finding]:
+    """``CheckpointHook(save_best=..., rule=..., greater_keys=...)`` against ``metrics``.
+
+    The hook is built by MMEngine itself, so its own validation of ``rule``,
+    ``greater_keys``/``less_keys`` and rule inference applies; then every key
+    it waits for must be among the metrics the config's evaluator produced
+    (``None``: the evaluator produced none, ``why`` says why).
+    """
+    from mmengine.registry import HOOKS
+
+    findings = []
+    for settings in checkpoint_configs(cfg):
+        keys = settings['save_best']
+        keys = [keys] if isinstance(keys, str) else list(keys)
+        shown = ', '.join(f'{k}={settings[k]!r}' for k in ('save_best', 'rule', 'greater_keys',
+                                                          'less_keys') if k in settings)
+        try:
+            hook = HOOKS.build({**settings, 'type': 'CheckpointHook'})
+            if 'auto' in keys and metrics:
+                # What the hook does at the first validation: infer the rule of the
+                # first metric (MMEngine has no public name for this step).
+                hook._init_rule(hook.rules, [next(iter(metrics))])
+        except Exception as exc:  # MMEngine's own assertion/KeyError/ValueError
+            findings.append(Finding(Rule.HEAD, f'CheckpointHook({shown}) is refused by MMEngine: '
+                                               f'{one_line(exc, location=False)}'))
+        if metrics is None:
+            findings.append(Finding(Rule.HEAD,
+                f'CheckpointHook(save_best={keys}) waits for a validation metric, but the '
+                f"config's val_evaluator produced none{why}"))
+            continue
+        produced = list(metrics)
+        for key in keys:
+            if key == 'auto' or key in metrics:
+                continue
+            close = closest(key, produced)
+            listed = ', '.join(produced[:METRICS_SHOWN]) + (
+                f', ... {len(produced) - METRICS_SHOWN} more'
+                if len(produced) > METRICS_SHOWN else '')
+            fix = f'did you mean {close!r}? ' if close else ''
+            findings.append(Finding(Rule.HEAD,
+                f'CheckpointHook(save_best={key!r}) waits for a metric the config\'s '
+                f'val_evaluator does not produce ({fix}training dies with KeyError after its '
+                f'first validation); it produces {listed or "nothing"}'))
+    return findings

@@ -14,7 +14,8 @@ from .. import state
 from ..batch import make_batch, preprocess
 from ..context import GuardContext
 from ..contract import Rule
-from ..result import CheckResult, Finding, conclude
+from ..result import CheckResult, Finding
+from .common import finish
 
 
 def _fingerprint(inputs: dict[str, Any]) -> dict[str, tuple[int, tuple[int, ...], torch.Tensor]]:
@@ -58,6 +59,6 @@ def check(ctx: GuardContext) -> CheckResult:
                 findings.append(Finding(Rule.STATE,
                     f'{mode} mode changed {len(changed)} parameters or '
                     f'buffers: {changed[:6]}'))
-    return conclude('eval_purity', findings,
-                    'predict and tensor calls change no parameter or buffer; no call rewrites '
-                    'the caller\'s inputs')
+    return finish('eval_purity', findings,
+                  'predict and tensor calls change no parameter or buffer; no call rewrites '
+                  'the caller\'s inputs')

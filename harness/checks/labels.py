@@ -1,10 +1,17 @@
-"""Check ``labels``: the targets every loss receives mean what the labels say.
+"""Check ``labels``: the targets every loss receives, and every prediction, follow their sample.
 
 CONTRACT §5, read where the losses receive their targets (the head's loss
 modules, recorded by forward pre-hooks): every integer target equals the fine
-labels or ``hierarchy(fine)`` from the config's one hierarchy; permuting the
-batch permutes the targets and a sub-batch keeps each sample's targets; a
-label outside ``[0, num_classes)`` is rejected with an error naming it.
+labels or ``hierarchy(fine)`` from the guard's own hierarchy (``ctx.hierarchy``,
+never the model's); permuting the batch permutes the targets and a sub-batch
+keeps each sample's targets; a label outside ``[0, num_classes)`` is rejected
+with an error naming it. At inference with several views per sample, permuting
+the batch permutes the predictions, a sample's prediction depends on its own
+views only, and ``predict`` returns one prediction per input sample (§4).
+
+Every step runs whatever an earlier one found, so two independent defects
+are both reported. The clips have the context's size (``--size``, or the
+clip lengths a fixed-length backbone needs); only the batch is enlarged.
 """
 from __future__ import annotations
 
@@ -13,18 +20,35 @@ from typing import Any
 
 import torch
 
-from ..batch import make_batch, select, shrink, synthetic_labels
+from .. import state
+from ..batch import make_batch, select, synthetic_labels
 from ..context import GuardContext
 from ..contract import Rule
-from ..result import CheckResult, Finding, conclude
-from .common import Pass, coarse_of, integer_targets, run_pass, show
+from ..result import CheckResult, Finding
+from .common import (
+    Pass,
+    coarse_of,
+    finish,
+    integer_targets,
+    prediction_of,
+    run_pass,
+    score_vector,
+    show,
+)
 
 Targets = list[tuple[str, torch.Tensor]]
 
 #: At least this many samples, so the labels span most coarse groups and a
 #: second fine->coarse mapping cannot agree with the hierarchy by chance.
-#: Targets do not depend on clip sizes, so the clips are always tiny ones.
 MIN_SAMPLES = 8
+#: Predictions of the same sample in two batches may differ by this much
+#: (float reductions over a different batch).
+PREDICTION_TOLERANCE = 1e-5
+#: A sample's prediction moving by more than this fraction of the change made
+#: to another sample's own prediction means the two were mixed; never below
+#: the floor (noise), never above PREDICTION_TOLERANCE.
+LEAK_FRACTION = 0.01
+LEAK_FLOOR = 1e-7
 
 
 def loss_targets(run: Pass) -> Targets:
@@ -54,9 +78,14 @@ def _meaning(ctx: GuardContext, run: Pass, targets: Targets,
 
 def _consistent(ctx: GuardContext, run: Pass, base: Targets, order: list[int], what: str,
                 findings: list[Finding]) -> None:
-    """Targets of ``run``'s batch re-ordered by ``order`` must be ``base`` re-ordered."""
-    other = loss_targets(run_pass(ctx, 'loss', batch=select(run.batch, order)))
-    if len(other) != len(base):
+    """Targets of ``run``'s batch re-ordered by ``order`` must be ``base`` re-ordered.
+
+    When a pass raised part-way (a model that validates its own targets), the
+    targets recorded before the error are compared as far as both runs got.
+    """
+    again = run_pass(ctx, 'loss', batch=select(run.batch, order))
+    other = loss_targets(again)
+    if len(other) != len(base) and run.error is None and again.error is None:
         findings.append(Finding(Rule.LABELS,
             f'{what}: the losses received {len(other)} targets instead '
             f'of {len(base)}'))
@@ -92,12 +121,97 @@ def _out_of_range(ctx: GuardContext, findings: list[Finding]) -> dict[str, Any]:
     return seen
 
 
+def _scores(run: Pass) -> torch.Tensor | None:
+    """One row of scores per predicted sample, or None if some sample has none."""
+    rows = [score_vector(prediction_of(sample)[1]) for sample in run.output]
+    if any(row is None for row in rows) or len({row.numel() for row in rows}) != 1:
+        return None
+    return torch.stack(rows)
+
+
+def _distinct_clips(batch: dict[str, Any], index: int) -> dict[str, Any]:
+    """``batch`` with every view of sample ``index`` replaced by a uniform clip.
+
+    A uniform clip moves a freshly initialised model's pooled features much
+    more than new noise would, so its effect on the prediction is measurable.
+    """
+    inputs = {}
+    for key, values in batch['inputs'].items():
+        values = list(values)
+        values[index] = torch.full_like(values[index], float(values[index].max()))
+        inputs[key] = values
+    return {'inputs': inputs, 'data_samples': batch['data_samples']}
+
+
+def _predictions(ctx: GuardContext, findings: list[Finding]) -> dict[str, Any]:
+    """Per-sample predictions at inference with V >= 2 views (CONTRACT §4, §5)."""
+    views = max(ctx.recipe.views, 2)
+    size = max(ctx.recipe.batch_size, 2)
+    recipe = replace(ctx.recipe, batch_size=size, views=views)
+    saved = state.snapshot(ctx.model)
+
+    def predict(batch: dict[str, Any]) -> Pass:
+        # Every pass from the same model state, and never a cached pass (recorded
+        # from whatever state an earlier check left): only the batch differs.
+        state.restore(ctx.model, saved)
+        return run_pass(ctx, 'predict', batch=batch, views=views)
+
+    base = predict(make_batch(recipe, views=views))
+    seen: dict[str, Any] = {'samples': size, 'views': views}
+    if base.error is not None or not isinstance(base.output, (list, tuple)):
+        findings.append(Finding(Rule.HEAD, f'predict mode ({size} samples x {views} views) '
+                                           f'raised {base.error or "no error"} and returned '
+                                           f'{type(base.output).__name__}'))
+        return seen
+    seen['predictions'] = len(base.output)
+    if len(base.output) != size:
+        findings.append(Finding(Rule.HEAD,
+            f'predict returned {len(base.output)} predictions for {size} input samples of '
+            f'{views} views each; it must return one per input sample, its views averaged '
+            '(MMAction2 pairs predictions with samples and the metric counts them)'))
+        return seen
+    scores = _scores(base)
+    if scores is None:
+        findings.append(Finding(Rule.HEAD, 'predict left some samples without a score '
+                                           '(pred_score / pred_scores) to compare'))
+        return seen
+    order = list(reversed(range(size)))
+    permuted = _scores(predict(select(base.batch, order)))
+    if permuted is not None and permuted.shape == scores.shape:
+        moved = (permuted - scores[torch.tensor(order)]).abs().amax(dim=1)
+        seen['reversed_max_difference'] = float(moved.max())
+        worst = int(moved.argmax())
+        if moved[worst] > PREDICTION_TOLERANCE:
+            findings.append(Finding(Rule.LABELS,
+                f'reversing the batch at inference ({views} views per sample) changed the '
+                f'prediction of sample {order[worst]} by {float(moved[worst]):.3g} '
+                f'(> {PREDICTION_TOLERANCE:g}): predictions do not follow their samples'))
+    changed = _scores(predict(_distinct_clips(base.batch, 0)))
+    if changed is not None and changed.shape == scores.shape:
+        moved = (changed - scores).abs().amax(dim=1)
+        own, others = float(moved[0]), moved[1:]
+        limit = max(LEAK_FLOOR, min(PREDICTION_TOLERANCE, LEAK_FRACTION * own))
+        seen.update(own_change=own, others_max_change=float(others.max()))
+        leaked = [i + 1 for i, value in enumerate(others.tolist()) if value > limit]
+        if own == 0:
+            findings.append(Finding(Rule.LABELS,
+                'replacing the views of sample 0 did not change its prediction at all: the '
+                'predictions do not depend on the inputs, so they cannot follow their samples'))
+        elif leaked:
+            findings.append(Finding(Rule.LABELS,
+                f'replacing the {views} views of sample 0 changed the prediction of sample(s) '
+                f'{leaked} by up to {float(others.max()):.3g} (its own moved {own:.3g}): views '
+                'are averaged across samples, not within each sample (check the reshape '
+                'before average_clip: (N*V, C) -> (N, V, C))'))
+    return seen
+
+
 def check(ctx: GuardContext) -> CheckResult:
-    """Targets equal labels or hierarchy(labels), per sample, and bad labels are rejected."""
+    """Targets and predictions follow their samples; bad labels are rejected."""
     findings: list[Finding] = []
     size = max(ctx.recipe.batch_size, MIN_SAMPLES)
-    ctx = replace(ctx, recipe=replace(shrink(ctx.recipe), batch_size=size))
-    run = run_pass(ctx, 'loss')
+    sized = replace(ctx, recipe=replace(ctx.recipe, batch_size=size))
+    run = run_pass(sized, 'loss')
     targets = loss_targets(run)
     if run.error:
         findings.append(Finding(Rule.LABELS, f'loss mode raised {run.error}'))
@@ -106,18 +220,25 @@ def check(ctx: GuardContext) -> CheckResult:
             'no loss module of the head received an integer target, so '
             'the targets cannot be verified (losses must be modules '
             'called with the label tensor)'))
-    kinds = _meaning(ctx, run, targets, findings)
+    kinds = _meaning(sized, run, targets, findings)
     for kind in ('fine', 'coarse'):
         if targets and kind not in kinds:
             findings.append(Finding(Rule.LABELS, f'no loss received the {kind} labels'))
-    if targets and not findings:  # size >= MIN_SAMPLES, so a sub-batch always exists
-        _consistent(ctx, run, targets, list(reversed(range(size))), 'reversing the batch',
+    if targets:  # size >= MIN_SAMPLES, so a sub-batch always exists
+        _consistent(sized, run, targets, list(reversed(range(size))), 'reversing the batch',
                     findings)
-        _consistent(ctx, run, targets, list(range(1, size)), 'dropping the first sample',
+        _consistent(sized, run, targets, list(range(1, size)), 'dropping the first sample',
                     findings)
-    rejected = _out_of_range(ctx, findings)
-    return conclude('labels', findings,
-                    f'{len(targets)} loss targets equal labels or hierarchy(labels), follow '
-                    'their samples, and out-of-range labels are rejected',
-                    {'targets': {where: target.tolist() for where, target in targets},
-                     'out_of_range_errors': rejected})
+    rejected = _out_of_range(sized, findings)
+    predictions = _predictions(ctx, findings)
+    recipe = sized.recipe
+    return finish('labels', findings,
+                  f'{len(targets)} loss targets equal labels or hierarchy(labels) and follow '
+                  f'their samples; {predictions.get("predictions")} predictions follow their '
+                  f'samples ({predictions["views"]} views each); out-of-range labels are '
+                  'rejected',
+                  {'targets': {where: target.tolist() for where, target in targets},
+                   'out_of_range_errors': rejected, 'predictions': predictions,
+                   'recipe': {'samples': size, 'rgb_frames': recipe.rgb_frames,
+                              'pose_frames': recipe.pose_frames, 'crop': recipe.crop,
+                              'heatmap': recipe.heatmap}})

@@ -8,12 +8,10 @@ tensor mode: ``gt=None, gt_coarse=None`` and no label tensor anywhere.
 from __future__ import annotations
 
 from ..context import GuardContext
-from ..contract import Rule
+from ..contract import BACKBONE_ARGUMENTS, HEAD_SIGNATURES, LABEL_NAMES, TUPLE_NAMES, Rule
 from ..describe import short
-from ..result import CheckResult, Finding, conclude
-from .common import Pass, coarse_of, integer_targets, run_pass, same_labels, show
-
-HEAD_SIGNATURES = {'loss': ('feats', 'data_samples'), 'predict': ('feats', 'data_samples')}
+from ..result import CheckResult, Finding
+from .common import Pass, coarse_of, finish, integer_targets, run_pass, same_labels, show
 
 
 def _head_calls(run: Pass, findings: list[Finding]) -> None:
@@ -28,7 +26,7 @@ def _head_calls(run: Pass, findings: list[Finding]) -> None:
                     + (f' -> {call.error}' if call.error else '')))
     for call in run.recorder.of('cls_head', 'forward'):
         x = call.args[0] if len(call.args) == 1 else None
-        if call.kwargs or not isinstance(x, (tuple, list)) or len(x) != 6:
+        if call.kwargs or not isinstance(x, (tuple, list)) or len(x) != len(TUPLE_NAMES):
             received = ', '.join([short(a) for a in call.args] +
                                  [f'{k}={short(v)}' for k, v in call.kwargs.items()])
             findings.append(Finding(Rule.ROUTING,
@@ -45,9 +43,9 @@ def _backbone_labels(ctx: GuardContext, run: Pass, findings: list[Finding]) -> N
             f'times, expected once ({run.error or "no error"})'))
         return
     call = calls[0]
-    gt, gt_coarse = call.argument('gt', 2), call.argument('gt_coarse', 3)
+    gt, gt_coarse = (call.argument(name, BACKBONE_ARGUMENTS.index(name)) for name in LABEL_NAMES)
     if run.mode != 'loss':
-        for name, value in (('gt', gt), ('gt_coarse', gt_coarse)):
+        for name, value in zip(LABEL_NAMES, (gt, gt_coarse)):
             if value is not None:
                 findings.append(Finding(Rule.ROUTING,
                     f'{run.mode} mode: the backbone received '
@@ -56,8 +54,7 @@ def _backbone_labels(ctx: GuardContext, run: Pass, findings: list[Finding]) -> N
         return
     fine = run.labels()
     device = run.data['inputs']['imgs'].device
-    for name, value, expected in (('gt', gt, fine), ('gt_coarse', gt_coarse,
-                                                      coarse_of(ctx, fine))):
+    for name, value, expected in zip(LABEL_NAMES, (gt, gt_coarse), (fine, coarse_of(ctx, fine))):
         if value is None:
             findings.append(Finding(Rule.ROUTING, f'loss mode: the backbone received no {name} '
                                                   f'(called with {short(call.args)}, '
@@ -97,6 +94,6 @@ def check(ctx: GuardContext) -> CheckResult:
         if run.error and not findings:
             findings.append(Finding(Rule.ROUTING, f'{run.mode} mode raised {run.error}'))
     details = {run.mode: [call.outline() for call in run.recorder.calls] for run in runs}
-    return conclude('routing', findings,
-                    'labels reach the backbone in loss mode only; the head receives no '
-                    'extra arguments', {'calls': details})
+    return finish('routing', findings,
+                  'labels reach the backbone in loss mode only; the head receives no '
+                  'extra arguments', {'calls': details})

@@ -1,9 +1,14 @@
 """Check ``structure``: the backbone's 6-tuple, the head's scores, losses, predictions.
 
 CONTRACT §3 (arity, per-element shape/dtype/None-ness, ``gt`` echoed) and §4
-(score keys in train and eval, loss keys, finite scalar losses, a prediction
-AccMetric understands). The observed structure is returned as JSON-able data
-in ``details['structure']`` for the snapshots.
+(score keys in train and eval, loss keys by kind, finite scalar losses, a
+prediction the config's own ``val_evaluator`` turns into the metric
+``CheckpointHook(save_best=...)`` waits for). The observed structure is
+returned as JSON-able data in ``details['structure']`` for the snapshots.
+
+Both MMAction2 APIs are accepted: ``pred_score`` (1.2) or ``pred_scores``
+(1.0/1.1), and loss keys are matched by meaning (:func:`contract.loss_kind`),
+so a fork's ``hierarchy_*`` losses count as hierarchy losses.
 """
 from __future__ import annotations
 
@@ -11,16 +16,30 @@ from typing import Any
 
 import torch
 
-from ..batch import POSE_STRIDE, RGB_STRIDE
+from ..batch import labels_of
 from ..context import GuardContext
-from ..contract import Rule
+from ..contract import (
+    BACKBONE_ARGUMENTS,
+    FEATURE_CHANNELS,
+    FEATURE_NAMES,
+    FINE_SCORE_KEYS,
+    LABEL_NAMES,
+    LOSS_KINDS,
+    METRIC_KEY,
+    POSE_STRIDE,
+    PREDICTION_FIELDS,
+    PREDICTION_KEYS,
+    RENOVATION_OF,
+    RGB_STRIDE,
+    SCORE_KEYS,
+    TUPLE_NAMES,
+    Rule,
+    loss_kind,
+)
 from ..describe import describe, short
-from ..result import CheckResult, Finding, conclude
-from .common import Pass, run_pass, show
-
-NAMES = ('x_rgb', 'x_pose', 'x_rgb1', 'x_pose1', 'gt', 'gt_coarse')
-SCORE_KEYS = ('rgb', 'pose', 'rgb_coarse', 'pose_coarse')
-LOSS_GROUPS = {'cls': 4, 'fr': 4, 'tree': 2}
+from ..errors import one_line
+from ..result import CheckResult, Finding
+from .common import Pass, evaluate, finish, prediction_of, run_pass, save_best_findings, show
 
 
 def _backbone_output(run: Pass, findings: list[Finding]) -> Any:
@@ -34,7 +53,7 @@ def _backbone_output(run: Pass, findings: list[Finding]) -> Any:
 
 def _feature_shapes(ctx: GuardContext, clips: int) -> dict[str, tuple[int, ...]]:
     recipe = ctx.recipe
-    rgb_channels, pose_channels = ctx.cfg.model.cls_head.get('in_channels', [432, 216])
+    rgb_channels, pose_channels = ctx.cfg.model.cls_head.get('in_channels', FEATURE_CHANNELS)
     rgb = (clips, rgb_channels, recipe.rgb_frames, recipe.crop // RGB_STRIDE,
            recipe.crop // RGB_STRIDE)
     pose = (clips, pose_channels, recipe.pose_frames, recipe.heatmap // POSE_STRIDE,
@@ -48,14 +67,14 @@ def check_tuple(ctx: GuardContext, run: Pass, findings: list[Finding]) -> None:
     if output is None:
         return
     where = f'{run.mode} mode'
-    if not isinstance(output, (tuple, list)) or len(output) != len(NAMES):
+    if not isinstance(output, (tuple, list)) or len(output) != len(TUPLE_NAMES):
         arity = len(output) if isinstance(output, (tuple, list)) else 1
         findings.append(Finding(Rule.BACKBONE, f'{where}: the backbone returned {arity} value(s) '
                                                f'{short(output)}; the head reads the 6-tuple '
-                                               f'({", ".join(NAMES)})'))
+                                               f'({", ".join(TUPLE_NAMES)})'))
         return
     clips = len(run.batch['data_samples']) * run.views
-    for name, value in zip(NAMES[:4], output[:4]):
+    for name, value in zip(FEATURE_NAMES, output[:len(FEATURE_NAMES)]):
         expected = _feature_shapes(ctx, clips)[name]
         if not isinstance(value, torch.Tensor) or not value.is_floating_point():
             findings.append(Finding(Rule.BACKBONE,
@@ -65,16 +84,17 @@ def check_tuple(ctx: GuardContext, run: Pass, findings: list[Finding]) -> None:
             findings.append(Finding(Rule.BACKBONE,
                 f'{where}: {name} must have shape {expected}, but '
                 f'got {tuple(value.shape)}'))
-    for alias, original in (('x_rgb1', 'x_rgb'), ('x_pose1', 'x_pose')):
-        a, b = output[NAMES.index(alias)], output[NAMES.index(original)]
+    for alias, original in RENOVATION_OF.items():
+        a, b = output[TUPLE_NAMES.index(alias)], output[TUPLE_NAMES.index(original)]
         if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and (
                 a is b or (a.data_ptr() == b.data_ptr() and a.stride() == b.stride())):
             findings.append(Finding(Rule.BACKBONE,
                 f'{where}: {alias} is the same tensor as {original}; '
                 'the feature-renovation loss needs distinct features'))
     received = run.recorder.of('backbone')[0]
-    for index, name in ((4, 'gt'), (5, 'gt_coarse')):
-        sent, echoed = received.argument(name, index - 2), output[index]
+    for name in LABEL_NAMES:
+        sent = received.argument(name, BACKBONE_ARGUMENTS.index(name))
+        echoed = output[TUPLE_NAMES.index(name)]
         if run.mode != 'loss':
             if echoed is not None:
                 findings.append(Finding(Rule.BACKBONE,
@@ -94,8 +114,7 @@ def check_head(ctx: GuardContext, loss: Pass, predict: Pass,
     """Head scores (train/eval), loss keys and prediction fields (CONTRACT §4)."""
     described: dict[str, Any] = {}
     num_classes, num_coarse = ctx.recipe.num_classes, ctx.hierarchy.num_coarse_classes
-    widths = {'rgb': num_classes, 'pose': num_classes,
-              'rgb_coarse': num_coarse, 'pose_coarse': num_coarse}
+    widths = {key: num_classes if key in FINE_SCORE_KEYS else num_coarse for key in SCORE_KEYS}
     for run, phase in ((loss, 'train'), (predict, 'eval')):
         calls = run.recorder.of('cls_head', 'forward')
         scores = calls[0].output if calls else None
@@ -124,11 +143,20 @@ def _check_losses(loss: Pass, findings: list[Finding]) -> Any:
         findings.append(Finding(Rule.HEAD, f'loss mode returned {short(loss.output)} instead of a '
                                            f'dict of losses ({loss.error or "no error raised"})'))
         return None
-    for group, count in LOSS_GROUPS.items():
-        found = sorted(k for k in loss.output if 'loss' in k and group in k.split('_'))
+    by_kind: dict[str, list[str]] = {kind: [] for kind in LOSS_KINDS}
+    unknown = []
+    for key in sorted(loss.output):
+        kind = loss_kind(key)
+        if kind is not None:
+            by_kind[kind].append(key)
+        elif 'loss' in key:
+            unknown.append(key)
+    for kind, (count, _) in LOSS_KINDS.items():
+        found = by_kind[kind]
         if len(found) != count:
-            findings.append(Finding(Rule.HEAD, f'expected {count} {group} losses, found '
-                                               f'{len(found)}: {found}'))
+            other = f'; loss keys of no known kind: {unknown}' if unknown else ''
+            findings.append(Finding(Rule.HEAD, f'expected {count} {kind.replace("_", "-")} '
+                                               f'losses, found {len(found)}: {found}{other}'))
     for key, value in loss.output.items():
         if 'loss' not in key:
             continue
@@ -148,20 +176,51 @@ def _check_prediction(predict: Pass, num_classes: int, findings: list[Finding]) 
         findings.append(Finding(Rule.HEAD, f'predict returned {short(samples)} instead of data '
                                            f'samples ({predict.error or "no error raised"})'))
         return None
-    score = samples[0].get('pred_score') if hasattr(samples[0], 'get') else None
-    if not isinstance(score, dict) or set(score) != {'rgb', 'pose'}:
+    field, score = prediction_of(samples[0])
+    keys = ' and '.join(PREDICTION_KEYS)
+    if field is None:
         findings.append(Finding(Rule.HEAD,
-            f'pred_score must be a dict with exactly the keys rgb and '
-            f'pose (AccMetric reports acc/RGBPose_1:1_top1 only then), '
-            f'but got {short(score)}'))
+            f'predict set none of {" / ".join(PREDICTION_FIELDS)} (MMAction2 1.2 / 1.0-1.1) '
+            f'in its data samples; it set {sorted(samples[0].keys())}'))
+    elif not isinstance(score, dict) or set(score) != set(PREDICTION_KEYS):
+        findings.append(Finding(Rule.HEAD,
+            f'{field} must be a dict with exactly the keys {keys} (AccMetric reports '
+            f'{METRIC_KEY} only then), but got {short(score)}'))
     else:
         for key, value in score.items():
-            if tuple(value.shape) != (num_classes,):
+            if not isinstance(value, torch.Tensor) or tuple(value.shape) != (num_classes,):
                 findings.append(Finding(Rule.HEAD,
-                    f'pred_score[{key!r}] must have shape '
-                    f'({num_classes},), but got {tuple(value.shape)}'))
+                    f'{field}[{key!r}] must have shape ({num_classes},), but got '
+                    f'{short(value)}'))
     return {'samples': len(samples), 'fields': sorted(samples[0].keys()),
             'pred_score': describe(score)}
+
+
+def _plain(value: Any) -> Any:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def check_metrics(ctx: GuardContext, predict: Pass, findings: list[Finding]) -> dict[str, Any]:
+    """The config's val_evaluator on the predictions; save_best must name what it produces."""
+    metrics, why = None, ''
+    samples = predict.output
+    if ctx.cfg.get('val_evaluator') is None:
+        why = ' (the config has no val_evaluator)'
+    elif not isinstance(samples, (list, tuple)) or not samples:
+        why = ' (predict gave no data samples to evaluate)'
+    else:
+        try:
+            metrics = evaluate(ctx.cfg, list(samples), labels_of(predict.batch))
+        except Exception as exc:  # the metric could not read what predict wrote
+            why = f' (it raised {one_line(exc, location=False)})'
+            findings.append(Finding(Rule.HEAD,
+                f"the config's val_evaluator cannot evaluate the predictions: "
+                f'{one_line(exc)}; validation would stop there'))
+    findings.extend(save_best_findings(ctx.cfg, metrics, why))
+    return {key: _plain(value) for key, value in (metrics or {}).items()}
 
 
 def check(ctx: GuardContext) -> CheckResult:
@@ -176,11 +235,12 @@ def check(ctx: GuardContext) -> CheckResult:
                      if run.recorder.of('backbone') else None for run in (loss, predict)},
         **check_head(ctx, loss, predict, findings),
     }
+    metrics = check_metrics(ctx, predict, findings) if predict.error is None else {}
     for run in (loss, predict):
         if run.error and not findings:
             findings.append(Finding(Rule.ROUTING, f'{run.mode} mode raised {run.error}'))
-    return conclude('structure', findings,
-                    'backbone returns the 6-tuple; head scores, losses and predictions '
-                    'have the contract shape', {'structure': structure,
-                                                'errors': {'loss': loss.error,
-                                                           'predict': predict.error}})
+    return finish('structure', findings,
+                  'backbone returns the 6-tuple; head scores, losses and predictions have the '
+                  'contract shape; the evaluator produces the metric save_best waits for',
+                  {'structure': structure, 'metrics': metrics,
+                   'errors': {'loss': loss.error, 'predict': predict.error}})

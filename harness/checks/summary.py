@@ -1,8 +1,11 @@
 """Check ``summary``: parameter counts per part, from torchinfo's structured fields.
 
 Fails when a part that has parameters has no trainable one (a stream frozen
-by mistake never learns) or when the recognizer cannot run a tensor-mode pass
-through torchinfo at all.
+by mistake never learns); is an error when the recognizer cannot run a
+tensor-mode pass through torchinfo at all. torchinfo's own error lists every
+layer it executed (thousands of characters): the verdict names the model's
+exception and the last layer reached instead, and the full text goes to the
+details.
 """
 from __future__ import annotations
 
@@ -13,7 +16,17 @@ import torch
 from ..batch import make_batch, preprocess
 from ..context import GuardContext
 from ..contract import Rule
-from ..result import CheckResult, Finding, conclude
+from ..errors import one_line
+from ..result import CheckResult, Finding, Status
+from .common import bounded, finish
+
+
+class SummaryFailed(Exception):
+    """The tensor-mode pass under torchinfo raised; ``cause`` is the model's exception."""
+
+    def __init__(self, cause: BaseException, layers: list[str], full: str) -> None:
+        super().__init__(one_line(cause))
+        self.cause, self.layers, self.full = cause, layers, full
 
 
 def parameter_table(ctx: GuardContext) -> dict[str, Any]:
@@ -21,16 +34,30 @@ def parameter_table(ctx: GuardContext) -> dict[str, Any]:
 
     Parts are the recognizer's children and the backbone's children, as
     torchinfo sees them in one eval-mode, tensor-mode pass of a one-view batch.
+
+    Raises:
+        SummaryFailed: the pass raised inside the model.
     """
     from torchinfo import summary
 
     model = ctx.model
     model.eval()
     data = preprocess(model, make_batch(ctx.recipe, views=1), False)
-    with torch.no_grad():
-        # Extra keywords go to the recognizer's forward: stage='head' runs the head too.
-        stats = summary(model, input_data=[data['inputs']], stage='head', depth=2,
-                        verbose=0, device=ctx.device)
+    # Which layers ran, recorded here: torchinfo only puts them in its message.
+    ran: list[str] = []
+    handles = [module.register_forward_hook(lambda m, i, o, name=name: ran.append(name))
+               for name, module in model.named_modules() if name]
+    try:
+        with torch.no_grad():
+            # Extra keywords go to the recognizer's forward: stage='head' runs the head too.
+            stats = summary(model, input_data=[data['inputs']], stage='head', depth=2,
+                            verbose=0, device=ctx.device)
+    except RuntimeError as exc:
+        cause = exc.__cause__ if exc.__cause__ is not None else exc
+        raise SummaryFailed(cause, ran, str(exc)) from exc
+    finally:
+        for handle in handles:
+            handle.remove()
     parts: dict[str, dict[str, int]] = {}
     for layer in stats.summary_list:
         if layer.depth == 1 or (layer.depth == 2 and layer.parent_info is not None
@@ -44,11 +71,21 @@ def parameter_table(ctx: GuardContext) -> dict[str, Any]:
 
 def check(ctx: GuardContext) -> CheckResult:
     """Every part with parameters trains; counts are reported per part."""
-    table = parameter_table(ctx)
+    try:
+        table = parameter_table(ctx)
+    except SummaryFailed as failed:
+        last = f' after {failed.layers[-1]} ran' if failed.layers else ''
+        return CheckResult('summary', Status.ERROR,
+                           bounded(f'the tensor-mode pass under torchinfo raised '
+                                   f'{one_line(failed.cause)}{last}'),
+                           details={'error': one_line(failed.cause),
+                                    'layers_run': len(failed.layers),
+                                    'last_layers': failed.layers[-5:],
+                                    'torchinfo': failed.full})
     findings = [Finding(Rule.STATE,
         f'{name} has {counts["params"]:,} parameters and none is trainable')
                 for name, counts in table['parts'].items()
                 if counts['params'] and not counts['trainable']]
-    return conclude('summary', findings,
-                    f'{table["trainable"]:,} trainable of {table["total"]:,} parameters in '
-                    f'{len(table["parts"])} parts', table)
+    return finish('summary', findings,
+                  f'{table["trainable"]:,} trainable of {table["total"]:,} parameters in '
+                  f'{len(table["parts"])} parts', table)

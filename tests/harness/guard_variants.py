@@ -9,7 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from mmaction.registry import MODELS
+from mmaction.evaluation import AccMetric
+from mmaction.registry import METRICS, MODELS
+from mmengine.structures import LabelData
+from torch import nn
 
 from epam.backbone import EPAMBackbone
 from epam.head import EPAMHierarchicalHead
@@ -20,6 +23,12 @@ from epam.recognizer import EPAMRecognizer
 def _register(cls: type) -> type:
     if cls.__name__ not in MODELS.module_dict:
         MODELS.register_module(module=cls)
+    return cls
+
+
+def _register_metric(cls: type) -> type:
+    if cls.__name__ not in METRICS.module_dict:
+        METRICS.register_module(module=cls)
     return cls
 
 
@@ -133,6 +142,33 @@ class GuardTestOwnMappingHead(EPAMHierarchicalHead):
 
 
 @_register
+class GuardTestRebasingOwnMappingHead(GuardTestRebasingHead, GuardTestOwnMappingHead):
+    """Two independent defects: batch-minimum re-basing and a ``label // 8`` coarse mapping."""
+
+
+@_register
+class GuardTestCrossSampleViewsHead(EPAMHierarchicalHead):
+    """Averages views across the wrong axis: reads (N*V, C) as (V, N, C), mixing samples."""
+
+    def predict_by_feat(self, cls_scores, data_samples):
+        n = len(data_samples)
+        v = cls_scores['rgb'].shape[0] // n
+        mixed = {key: score.reshape(v, n, -1).transpose(0, 1).reshape(n * v, -1)
+                 for key, score in cls_scores.items()}
+        return super().predict_by_feat(mixed, data_samples)
+
+
+@_register
+class GuardTestPerClipPredictionsHead(EPAMHierarchicalHead):
+    """Returns one prediction per clip (N*V) instead of one per input sample."""
+
+    def predict_by_feat(self, cls_scores, data_samples):
+        v = cls_scores['rgb'].shape[0] // len(data_samples)
+        clips = [sample.clone() for sample in data_samples for _ in range(v)]
+        return super().predict_by_feat(cls_scores, clips)
+
+
+@_register
 class GuardTestClampingRecognizer(EPAMRecognizer):
     """'Cleans' out-of-range labels by clamping them into range, in the samples too."""
 
@@ -143,6 +179,36 @@ class GuardTestClampingRecognizer(EPAMRecognizer):
             for sample, label in zip(data_samples, clamped.tolist()):
                 sample.set_gt_label(label)
         return super().extract_feat(inputs, stage, data_samples, test_mode)
+
+
+# ------------------------------------------------------------ MMAction2 1.0/1.1 API
+@_register
+class GuardTestPredScoresHead(EPAMHierarchicalHead):
+    """A 1.1-style head (no defect): ``pred_scores`` LabelData, ``hierarchy_*`` loss keys."""
+
+    def loss(self, feats, data_samples, **kwargs):
+        losses = super().loss(feats, data_samples, **kwargs)
+        for stream in ('rgb', 'pose'):
+            losses[f'hierarchy_loss_{stream}'] = losses.pop(f'{stream}_loss_tree')
+        return losses
+
+    def predict_by_feat(self, cls_scores, data_samples):
+        samples = super().predict_by_feat(cls_scores, data_samples)
+        for sample in samples:
+            score = sample.pred_score
+            del sample.pred_score
+            sample.pred_scores = LabelData(rgb=score['rgb'], pose=score['pose'])
+        return samples
+
+
+@_register_metric
+class GuardTestAccMetric11(AccMetric):
+    """MMAction2 1.1's ``AccMetric.process``: reads ``pred_scores`` and ``gt_labels.item``."""
+
+    def process(self, data_batch, data_samples):
+        for sample in data_samples:
+            pred = {key: value.cpu().numpy() for key, value in sample['pred_scores'].items()}
+            self.results.append({'pred': pred, 'label': sample['gt_labels']['item'].item()})
 
 
 # ------------------------------------------------------------ state
@@ -196,6 +262,36 @@ class GuardTestFrozenPoseBackbone(EPAMBackbone):
     def init_weights(self) -> None:
         super().init_weights()
         self.pose_stream.requires_grad_(False)
+
+
+@_register
+class GuardTestRecreatedPrototypeHead(EPAMHierarchicalHead):
+    """A trainable prototype memory made anew in every forward (it never trains; DDP stops)."""
+
+    def forward(self, x):
+        scores = super().forward(x)
+        self.prototypes = nn.Parameter(self.rgb_prototypes.clone())
+        scores['rgb'] = scores['rgb'] + 0.1 * self._pool(x[0]) @ self.prototypes.t()
+        return scores
+
+
+@_register
+class GuardTestUnusedBranchHead(EPAMHierarchicalHead):
+    """A trainable classifier that no loss uses (DDP with find_unused_parameters=False stops)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fc_unused = nn.Linear(self.in_channels[0], self.num_classes)
+
+
+@_register
+class GuardTestNegativeTreeHead(EPAMHierarchicalHead):
+    """A consistency penalty returned with its sign flipped (a log-likelihood, not a loss)."""
+
+    def loss(self, feats, data_samples, **kwargs):
+        losses = super().loss(feats, data_samples, **kwargs)
+        losses['rgb_loss_tree'] = -losses['rgb_loss_tree']
+        return losses
 
 
 def overrides(recognizer: str | None = None, backbone: str | None = None,

@@ -6,12 +6,16 @@ failure, the CONTRACT section and the evidence.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from guard_variants import SEED_DEFECT, overrides
 
 from epam_guard.checks import CHECKS
+from epam_guard.checks.common import MESSAGE_LIMIT, finish
+from epam_guard.contract import Rule
 from epam_guard.engine import run_check
-from epam_guard.result import Status
+from epam_guard.result import Finding, Status
 
 
 def failing(make_context, check: str, cfg_options: dict, rule: str):
@@ -69,6 +73,28 @@ def test_prediction_accmetric_cannot_read_fails_structure(make_context):
     assert 'exactly the keys rgb and pose' in messages(result)
 
 
+def test_a_11_style_head_passes_structure(make_context):
+    """pred_scores (LabelData), hierarchy_* loss keys, gt_labels and 1.1's AccMetric: no alarm."""
+    ctx = make_context({**overrides(head='GuardTestPredScoresHead'),
+                        'val_evaluator': [dict(type='GuardTestAccMetric11')]},
+                       label_api='gt_labels')
+    result = run_check(ctx, 'structure', CHECKS['structure'])
+    assert result.status is Status.PASS, result.findings
+    assert 'pred_scores' in result.details['structure']['prediction']['fields']
+    assert 'hierarchy_loss_rgb' in result.details['structure']['losses']
+    assert 'acc/RGBPose_1:1_top1' in result.details['metrics']
+
+
+def test_save_best_typo_and_bad_rule_fail_structure(make_context):
+    result, _ = failing(make_context, 'structure',
+                        {'default_hooks.checkpoint.save_best': 'acc/RGBPose_top1',
+                         'default_hooks.checkpoint.rule': 'bigger'}, '4')
+    text = messages(result)
+    assert "CheckpointHook(save_best='acc/RGBPose_top1') waits for a metric" in text
+    assert "did you mean 'acc/RGBPose_1:1_top1'?" in text
+    assert "rule='bigger') is refused by MMEngine: KeyError: 'rule must be greater" in text
+
+
 def test_labels_at_inference_fail_routing(make_context):
     result, _ = failing(make_context, 'routing',
                         overrides('GuardTestInferenceLabelsRecognizer'), '2')
@@ -84,6 +110,40 @@ def test_batch_dependent_rebasing_fails_labels(make_context):
 def test_a_second_hierarchy_fails_labels(make_context):
     result, _ = failing(make_context, 'labels', overrides(head='GuardTestOwnMappingHead'), '5')
     assert 'hierarchy(labels) is' in messages(result)
+
+
+def test_two_independent_label_defects_are_both_reported(make_context):
+    result, _ = failing(make_context, 'labels',
+                        overrides(head='GuardTestRebasingOwnMappingHead'), '5')
+    text = messages(result)
+    assert 'hierarchy(labels) is' in text  # the // 8 mapping
+    assert 'dropping the first sample changed the targets of cls_head.' in text  # the re-basing
+
+
+def test_labels_keeps_the_contexts_clip_sizes(make_context):
+    """Not shrunk to tiny clips: a fork with fixed clip lengths runs at its own (8 frames here)."""
+    ctx = make_context()
+    ctx = replace(ctx, recipe=replace(ctx.recipe, rgb_frames=8, pose_frames=24, crop=32,
+                                      heatmap=8))
+    result = run_check(ctx, 'labels', CHECKS['labels'])
+    assert result.status is Status.PASS, result.findings
+    assert result.details['recipe'] == {'samples': 8, 'rgb_frames': 8, 'pose_frames': 24,
+                                        'crop': 32, 'heatmap': 8}
+
+
+def test_views_averaged_across_samples_fail_labels(make_context):
+    result, _ = failing(make_context, 'labels',
+                        overrides(head='GuardTestCrossSampleViewsHead'), '5')
+    assert 'replacing the 5 views of sample 0 changed the prediction of sample(s) [1]' \
+        in messages(result)
+    assert 'views are averaged across samples' in messages(result)
+
+
+def test_one_prediction_per_clip_fails_labels(make_context):
+    result, _ = failing(make_context, 'labels',
+                        overrides(head='GuardTestPerClipPredictionsHead'), '4')
+    assert 'predict returned 10 predictions for 2 input samples of 5 views each' \
+        in messages(result)
 
 
 def test_clamping_out_of_range_labels_fails_labels(make_context):
@@ -115,11 +175,73 @@ def test_a_step_that_cannot_lower_the_loss_fails_train_step(make_context):
     assert 'did not lower the loss' in messages(result)
 
 
+def test_parameter_recreated_in_forward_fails_train_step(make_context):
+    result, _ = failing(make_context, 'train_step',
+                        overrides(head='GuardTestRecreatedPrototypeHead'), '6')
+    assert 'cls_head.prototypes is a new nn.Parameter after each forward: it is re-created ' \
+        'in forward()' in messages(result)
+    assert 'register it as a buffer' in messages(result)
+
+
+def test_unused_parameters_fail_train_step_under_the_default_wrapper(make_context):
+    result, _ = failing(make_context, 'train_step', overrides(head='GuardTestUnusedBranchHead'),
+                        '6')
+    text = messages(result)
+    assert '2 trainable parameters got no gradient, in cls_head.fc_unused (weight, bias)' in text
+    assert 'DDP (find_unused_parameters=False' in text
+    assert "model_wrapper_cfg=dict(type='MMDistributedDataParallel'" in text
+
+
+def test_unused_parameters_only_warn_when_the_wrapper_finds_them(make_context):
+    ctx = make_context({**overrides(head='GuardTestUnusedBranchHead'),
+                        'model_wrapper_cfg': dict(type='MMDistributedDataParallel',
+                                                  find_unused_parameters=True)})
+    result = run_check(ctx, 'train_step', CHECKS['train_step'])
+    assert result.status is Status.PASS, result.findings
+    assert 'cls_head.fc_unused (weight, bias)' in result.warnings[0]
+    terms = result.details['terms']  # per-term evidence, before and after the step
+    assert terms['rgb_loss_tree']['kind'] == 'hierarchy'
+    assert all({'before', 'after'} <= set(term) for term in terms.values())
+    assert 'rgb_loss_cls ' in result.verdict
+
+
+def test_negative_loss_term_fails_train_step(make_context):
+    result, _ = failing(make_context, 'train_step', overrides(head='GuardTestNegativeTreeHead'),
+                        '6')
+    assert "loss term 'rgb_loss_tree' is -" in messages(result)
+    assert 'a hierarchy loss (a cross-entropy, distance or consistency penalty) is never ' \
+        'below zero' in messages(result)
+
+
 def test_frozen_stream_fails_summary(make_context):
     result, _ = failing(make_context, 'summary',
                         overrides(backbone='GuardTestFrozenPoseBackbone'), '6')
     assert 'backbone.pose_stream has' in messages(result)
     assert 'none is trainable' in messages(result)
+
+
+def test_a_failing_torchinfo_pass_gives_a_short_verdict(make_context):
+    """torchinfo lists every executed layer in its error: never in the one-line verdict."""
+    ctx = make_context({'model.cls_head.in_channels': [400, 216]})
+    result = run_check(ctx, 'summary', CHECKS['summary'])
+    assert result.status is Status.ERROR
+    assert len(result.verdict) <= MESSAGE_LIMIT
+    assert 'Executed layers' not in result.verdict
+    assert 'feats[0] (x_rgb) must be an (N, 400, ...) tensor' in result.verdict
+    assert 'after backbone ran' in result.verdict
+    assert 'Executed layers up to' in result.details['torchinfo']
+
+
+def test_findings_are_bounded_with_the_full_text_in_details():
+    long = 'x' * 5000
+    result = finish('labels', [Finding(Rule.LABELS, f'start {long} end')], 'passed',
+                    warnings=[f'w {long}'])
+    assert len(result.findings[0].message) == MESSAGE_LIMIT
+    assert result.findings[0].message.endswith('...')
+    assert len(result.verdict) < MESSAGE_LIMIT + 40
+    assert len(result.warnings[0]) == MESSAGE_LIMIT
+    assert result.details['full_text'][0].endswith(f'{long} end')
+    assert result.details['full_text'][1] == f'w {long}'
 
 
 # The launch checks (pipeline, runner, ddp) have their own tests in tests/checks_launch.
