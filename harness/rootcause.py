@@ -96,7 +96,6 @@ class RootCause:
 
 
 # ------------------------------------------------------------------ reading error texts
-_INT_TUPLE = r'\(?\[?([\d, ]+)\]?\)?'
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # The reference head: "feats[0] (x_rgb) must be an (N, 400, ...) tensor, but got (4, 432, ...)"
     (re.compile(r'feats\[\d+\] \((\w+)\) must be an \(N, (\d+), [^)]*\) tensor, '
@@ -164,7 +163,7 @@ def mismatches(text: str) -> Iterator[Mismatch]:
             elif form == 'index' and int(groups[0]) >= int(groups[1]):
                 yield Mismatch('classes', None, int(groups[1]), text=quoted)
             elif form == 'range':
-                # The model's hierarchy has `bound` fine classes; the head allowed a larger label.
+                # The model's hierarchy has that many fine classes; the head allowed more.
                 yield Mismatch('fine', int(groups[0]), None, text=quoted)
 
 
