@@ -33,18 +33,20 @@ import sys
 import tempfile
 import time
 from dataclasses import replace
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from .checks import CHECKS, FAST
 from .contract import Rule
-from .rank import STEPS, StepLog, build_and_train, cuda_device, distribute, loop_of
+from .lifeline import die_with_parent
 from .result import Finding, conclude
+
+#: Training iterations per rank (``epam_guard.rank.STEPS``, which imports torch).
+STEPS = 2
 
 #: Checks a rank of a training job does not run itself: the training run below replaces them.
 REPLACED = ('runner', 'ddp')
-STORE_PREFIX = 'epam-guard/phase/'
+STORE_PREFIX = 'epam-guard/'
 EXIT_OK, EXIT_FAILED = 0, 1
 
 
@@ -74,8 +76,13 @@ def rank_identity(launcher: str) -> tuple[int, int, int]:
     return int(env['RANK']), int(env['LOCAL_RANK']), int(env['WORLD_SIZE'])
 
 
-class Phases:
-    """This rank's phase in the job's key-value store, so rank 0 can say where others were."""
+class Board:
+    """The job's key-value store (torchrun's agent, or rank 0 under Slurm), as a notice board.
+
+    Each rank posts its phase as it goes and its results at the end. Rank 0
+    reads them from there rather than through a collective, so the report
+    comes even when a rank died or is stuck: a collective would wait for it.
+    """
 
     def __init__(self, rank: int) -> None:
         self.rank = rank
@@ -84,25 +91,48 @@ class Phases:
     def attach(self) -> None:
         import torch.distributed as dist
 
-        with contextlib.suppress(Exception):  # no store (an exotic backend): phases stay local
+        with contextlib.suppress(Exception):  # no store (an exotic backend): nothing posted
             self.store = dist.distributed_c10d._get_default_store()
 
-    def set(self, phase: str) -> None:
+    def _get(self, key: str) -> str | None:
+        try:
+            if self.store is not None and self.store.check([key]):
+                return bytes(self.store.get(key)).decode()
+        except Exception:  # the store went away with its host
+            return None
+        return None
+
+    def phase(self, phase: str) -> None:
         if self.store is not None:
             with contextlib.suppress(Exception):
-                self.store.set(f'{STORE_PREFIX}{self.rank}', phase)
+                self.store.set(f'{STORE_PREFIX}phase/{self.rank}', phase)
 
-    def read(self, world_size: int) -> dict[int, str]:
-        """Every rank's last phase (``not started`` for one that never wrote)."""
-        phases = {}
-        for rank in range(world_size):
-            key = f'{STORE_PREFIX}{rank}'
-            try:
-                phases[rank] = (self.store.get(key).decode() if self.store is not None
-                                and self.store.check([key]) else 'not started')
-            except Exception:
-                phases[rank] = 'unknown (the store is gone)'
-        return phases
+    def post(self, payload: dict[str, Any]) -> None:
+        import json
+
+        if self.store is not None:
+            self.store.set(f'{STORE_PREFIX}payload/{self.rank}', json.dumps(payload, default=str))
+
+    def phases(self, world_size: int) -> dict[int, str]:
+        """Every rank's last phase (``not started`` for one that never posted)."""
+        return {rank: self._get(f'{STORE_PREFIX}phase/{rank}') or 'not started'
+                for rank in range(world_size)}
+
+    def collect(self, ranks: range | list[int], timeout: float) -> dict[int, dict[str, Any]]:
+        """The payloads of ``ranks`` posted within ``timeout`` seconds, by rank."""
+        import json
+
+        deadline = time.monotonic() + timeout
+        found: dict[int, dict[str, Any]] = {}
+        while True:
+            for rank in ranks:
+                if rank not in found:
+                    text = self._get(f'{STORE_PREFIX}payload/{rank}')
+                    if text is not None:
+                        found[rank] = json.loads(text)
+            if len(found) == len(ranks) or time.monotonic() > deadline:
+                return found
+            time.sleep(0.2)
 
 
 def contract_checks(settings: Any, names: list[str], device: Any) -> tuple[list[dict], Any]:
@@ -121,6 +151,7 @@ def training_config(ctx: Any, root: Path, launcher: str, device: Any, world_size
     """The config with data, workers, work dir and loop swapped; batch size as configured."""
     from .checks._launch import LOADERS, synthetic_config
     from .checks.ddp import redirect, shrink_pipelines
+    from .rank import distribute, loop_of
 
     batch = int((ctx.cfg.get('train_dataloader') or {}).get('batch_size', 1))
     samples = STEPS * world_size * batch
@@ -144,11 +175,13 @@ def training_config(ctx: Any, root: Path, launcher: str, device: Any, world_size
     return cfg, swaps
 
 
-def train(cfg: Any, rank: int, device: Any, phases: Phases) -> dict[str, Any]:
+def train(cfg: Any, rank: int, device: Any, board: Board) -> dict[str, Any]:
     """The config's Runner for :data:`STEPS` iterations; this rank's record of it."""
     import torch
 
-    log = StepLog(rank, lambda record: phases.set(record['phase']))
+    from .rank import StepLog, build_and_train
+
+    log = StepLog(rank, lambda record: board.phase(record['phase']))
     if device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(device)
     console = io.StringIO()
@@ -164,24 +197,6 @@ def train(cfg: Any, rank: int, device: Any, phases: Phases) -> dict[str, Any]:
     if device.type == 'cuda':
         record['peak_memory_mib'] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
     return record
-
-
-def gather(payload: dict[str, Any], world_size: int, group: Any,
-           timeout: float) -> tuple[list[Any] | None, str | None]:
-    """Every rank's payload, or ``None`` and which ranks did not come (monitored barrier)."""
-    import torch.distributed as dist
-
-    try:
-        dist.monitored_barrier(group=group, timeout=timedelta(seconds=timeout),
-                               wait_all_ranks=True)
-    except Exception as exc:  # names the ranks that did not arrive
-        return None, ' '.join(str(exc).split())[:600]
-    gathered: list[Any] = [None] * world_size
-    try:
-        dist.all_gather_object(gathered, payload, group=group)
-    except Exception as exc:
-        return None, ' '.join(str(exc).split())[:600]
-    return gathered, None
 
 
 def merge(payloads: list[dict[str, Any]], names: list[str]) -> list[dict[str, Any]]:
@@ -251,23 +266,32 @@ def training_result(payloads: list[dict[str, Any]], launcher: str) -> dict[str, 
     return result.to_json()
 
 
-def lost_result(reason: str, phases: dict[int, str], here: int) -> dict[str, Any]:
-    """The ``ddp`` row when not every rank reported."""
-    behind = {r: p for r, p in phases.items() if p not in ('done',) and r != here}
-    named = ', '.join(f'rank {r} (last in {p})' for r, p in sorted(behind.items()))
-    finding = Finding(Rule.STATE, f'not every rank reported: {named or "?"}; {reason}')
-    return conclude('ddp', [finding], '', {'phases': phases, 'reason': reason}).to_json()
+def lost_result(missing: list[int], phases: dict[int, str], reason: str | None) -> dict:
+    """The row that names the ranks whose results never came, with their last phase."""
+    named = ', '.join(f'rank {r} (last in {phases.get(r, "not started")})' for r in missing)
+    finding = Finding(Rule.STATE, f'not every rank reported: {named}'
+                                  + (f'; {reason}' if reason else ''))
+    return conclude('ranks', [finding], '', {'phases': phases, 'missing': missing,
+                                            'reason': reason}).to_json()
 
 
-def print_report(results: list[dict[str, Any]], payloads: list[dict[str, Any]] | None,
-                 header: str) -> None:
+def failed(payload: dict[str, Any]) -> bool:
+    """Whether this rank's own part already failed (then the job's status is 1)."""
+    training = payload.get('training') or {}
+    return bool(payload.get('fatal') or training.get('error')
+                or any(r['status'] in ('fail', 'error') for r in payload.get('results', [])))
+
+
+def print_report(results: list[dict[str, Any]], header: str) -> None:
+    """The header, a row per check (the CLI's), a line per rank of the training run."""
     from .cli import Console
 
     console = Console()
     console.line(header)
     for result in results:
         console.result(result)
-    for rank, row in sorted(((results[-1].get('details') or {}).get('ranks') or {}).items()):
+    training = next((r for r in results if r['name'] == 'ddp'), {})
+    for rank, row in sorted(((training.get('details') or {}).get('ranks') or {}).items()):
         steps = ', '.join(f'{s:.2f}s' for s in row.get('step_s') or [])
         memory = (f'  peak GPU memory {row["peak_memory_mib"]:.0f} MiB'
                   if row.get('peak_memory_mib') is not None else '')
@@ -292,6 +316,7 @@ def run(settings: Any, names: list[str], json_path: Path | None = None,
     Returns:
         The exit status, the same on every rank: 0 all passed, 1 otherwise.
     """
+    die_with_parent()  # first of all: the launcher killed outright takes this rank with it
     launcher = getattr(settings, 'launcher', None) or infer_launcher()
     if launcher not in ('pytorch', 'slurm'):
         from .errors import GuardError
@@ -299,70 +324,85 @@ def run(settings: Any, names: list[str], json_path: Path | None = None,
         raise GuardError('--launcher pytorch|slurm runs inside a torchrun/srun job, but no '
                          'WORLD_SIZE or SLURM_NTASKS is set; start it with torchrun or srun')
     rank, local_rank, world_size = rank_identity(launcher)
-    from .rank import die_with_parent, init_process_group, name_unused_parameters
-
-    die_with_parent()  # the launcher killed outright takes its ranks with it
 
     def stop(signum: int, frame: Any) -> None:
         raise Stopped(signum)
 
     previous = signal.signal(signal.SIGTERM, stop)
     timeout = float(settings.timeout)
-    device = cuda_device(local_rank)
-    phases = Phases(rank)
+    board = Board(rank)
     started = time.perf_counter()
     node = os.environ.get('GROUP_RANK') or os.environ.get('SLURM_NODEID') or '0'
     payload: dict[str, Any] = {'rank': rank, 'local_rank': local_rank, 'node': node,
-                               'host': socket.gethostname(), 'device': str(device)}
-    gathered: list[Any] | None = None
+                               'host': socket.gethostname()}
+    payloads: dict[int, dict[str, Any]] = {}
     reason: str | None = None
     try:
-        from .context import load_config
-
-        cfg = load_config(settings.config, settings.cfg_options, settings.import_paths)
-        distribute(cfg, launcher, device, 0.75 * timeout)
-        name_unused_parameters()
-        if device.type == 'cuda':
-            import torch
-
-            torch.cuda.set_device(device)
-        init_process_group(cfg, launcher, device)
-        import torch.distributed as dist
-
-        # The guard's own messages go over gloo (CPU objects, monitored barrier) whatever
-        # the training backend is.
-        group = (dist.new_group(backend='gloo', timeout=timedelta(seconds=timeout))
-                 if dist.get_backend() != 'gloo' else None)
-        phases.attach()
-        phases.set('contract checks')
-        ctx = None
-        try:
-            payload['results'], ctx = contract_checks(settings, names, device)
-        except Exception as exc:  # an unusable config or model: reported, training skipped
-            from .errors import one_line
-
-            payload['fatal'] = one_line(exc)
-        if any(name in REPLACED for name in names) and ctx is not None:
-            with tempfile.TemporaryDirectory(prefix=f'epam-guard-rank{rank}-') as folder:
-                cfg, payload['swaps'] = training_config(ctx, Path(folder), launcher, device,
-                                                        world_size, 0.75 * timeout)
-                begun = time.perf_counter()
-                payload['training'] = train(cfg, rank, device, phases)
-                payload['training_s'] = round(time.perf_counter() - begun, 2)
-        phases.set('done')
-        gathered, reason = gather(payload, world_size, group, 0.2 * timeout)
+        payload.update(take_part(settings, names, launcher, rank, local_rank, world_size,
+                                 timeout, board))
+        board.phase('done')
+        board.post(payload)
+        if rank == 0 or not failed(payload):
+            payloads = board.collect(range(world_size), 0.2 * timeout)
+        else:
+            # This rank knows the job's status already. Its end makes the launcher stop the
+            # job, so it first gives rank 0 the time to report.
+            board.collect([0], min(10.0, 0.2 * timeout))
+            payloads = {rank: payload}
     except Stopped as exc:
-        reason = f'the launcher stopped this rank ({exc}), as it does when another rank ends'
+        reason = f'the launcher stopped rank {rank} ({exc}), as it does when a rank ends'
+        with contextlib.suppress(Stopped):
+            payloads = board.collect(range(world_size), 1.0)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    code = report(rank, world_size, names, gathered, reason, phases, launcher,
+    code = report(rank, world_size, names, payloads, reason, board, launcher,
                   time.perf_counter() - started, json_path, junit_path)
     with contextlib.suppress(Exception):
         import torch.distributed as dist
 
-        if gathered is not None and dist.is_initialized():
+        if dist.is_initialized():
             dist.destroy_process_group()
     return code
+
+
+def take_part(settings: Any, names: list[str], launcher: str, rank: int, local_rank: int,
+              world_size: int, timeout: float, board: Board) -> dict[str, Any]:
+    """This rank's part: join the job, the contract checks, the training run; its results."""
+    from .context import load_config
+    from .rank import cuda_device, distribute, init_process_group, name_unused_parameters
+
+    device = cuda_device(local_rank)
+    part: dict[str, Any] = {'device': str(device)}
+    cfg = load_config(settings.config, settings.cfg_options, settings.import_paths)
+    distribute(cfg, launcher, device, 0.75 * timeout)
+    name_unused_parameters()
+    if device.type == 'cuda':
+        import torch
+
+        torch.cuda.set_device(device)
+    init_process_group(cfg, launcher, device)
+    board.attach()
+    board.phase('contract checks')
+    ctx = None
+    try:
+        part['results'], ctx = contract_checks(settings, names, device)
+    except Exception as exc:  # an unusable config or model: reported, training skipped
+        from .errors import one_line
+
+        part['fatal'] = one_line(exc)
+    if any(name in REPLACED for name in names) and ctx is not None:
+        with tempfile.TemporaryDirectory(prefix=f'epam-guard-rank{rank}-') as folder:
+            cfg, part['swaps'] = training_config(ctx, Path(folder), launcher, device,
+                                                 world_size, 0.75 * timeout)
+            begun = time.perf_counter()
+            part['training'] = train(cfg, rank, device, board)
+            part['training_s'] = round(time.perf_counter() - begun, 2)
+    if failed(part):
+        import torch.distributed as dist
+
+        # Peers waiting for this rank in a collective get an error now, not at the timeout.
+        dist.destroy_process_group()
+    return part
 
 
 def nodes_of(payloads: list[dict[str, Any]]) -> int:
@@ -370,26 +410,26 @@ def nodes_of(payloads: list[dict[str, Any]]) -> int:
     return len({(p.get('host'), p.get('node')) for p in payloads})
 
 
-def report(rank: int, world_size: int, names: list[str], gathered: list[Any] | None,
-           reason: str | None, phases: Phases, launcher: str, seconds: float,
+def report(rank: int, world_size: int, names: list[str], payloads: dict[int, dict[str, Any]],
+           reason: str | None, board: Board, launcher: str, seconds: float,
            json_path: Path | None, junit_path: Path | None) -> int:
     """Rank 0 prints and writes the report; every rank returns the status it implies."""
-    if gathered is None:
-        results = [lost_result(reason or 'unknown', phases.read(world_size), rank)]
-    else:
-        results = merge(gathered, names)
-        if any(name in REPLACED for name in names):
-            results.append(training_result(gathered, launcher))
+    present = [payloads[r] for r in sorted(payloads)]
+    # A rank stopped by the launcher reports the others, not its own unfinished part.
+    missing = [r for r in range(world_size) if r not in payloads and not (reason and r == rank)]
+    results = merge(present, names) if present else []
+    if present and any(name in REPLACED for name in names):
+        results.append(training_result(present, launcher))
+    if missing:
+        results.append(lost_result(missing, board.phases(world_size), reason))
     code = EXIT_FAILED if any(r['status'] in ('fail', 'error') for r in results) else EXIT_OK
     if rank == 0:
         header = (f'  launcher={launcher}  world size {world_size}  '
-                  f'{nodes_of(gathered) if gathered else "?"} node(s)  '
-                  f'{seconds:.1f}s')
-        print_report(results, gathered, header)
+                  f'{nodes_of(present)} node(s)  {seconds:.1f}s')
+        print_report(results, header)
         meta = {'launcher': launcher, 'world_size': world_size, 'exit_status': code,
-                'checks': names, 'seconds': round(seconds, 2),
-                'ranks': [{k: v for k, v in p.items() if k != 'results'}
-                          for p in (gathered or [])]}
+                'checks': names, 'seconds': round(seconds, 2), 'missing_ranks': missing,
+                'ranks': [{k: v for k, v in p.items() if k != 'results'} for p in present]}
         from .report import write_json, write_junit
 
         if json_path:

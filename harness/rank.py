@@ -20,40 +20,20 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import ctypes
 import os
 import re
-import signal
 import sys
 import time
 from typing import Any, Callable
 
 from mmengine.hooks import Hook
 
+from .lifeline import die_with_parent
+
 #: Training iterations each rank runs: DDP finds a parameter without gradient at the second.
 STEPS = 2
-PR_SET_PDEATHSIG = 1
 #: What DDP says when a parameter took no part in the previous iteration's loss.
 DDP_STOPPED = ('Expected to have finished reduction', 'did not receive grad')
-
-
-def die_with_parent(parent: int | None = None) -> bool:
-    """Ask Linux to SIGKILL this process when its parent ends (``PR_SET_PDEATHSIG``).
-
-    A belt to the supervisor's braces: whoever stops the process that started
-    the ranks stops the ranks too. When ``parent`` is given and is no longer
-    this process's parent (it ended before the request), exit at once.
-    """
-    if not sys.platform.startswith('linux'):
-        return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        armed = libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
-    if parent is not None and os.getppid() != parent:
-        os._exit(1)
-    return armed
 
 
 def cuda_device(local_rank: int) -> Any:
@@ -361,19 +341,17 @@ def import_custom(cfg: Any) -> None:
         import_modules_from_strings(**cfg.custom_imports)
 
 
-def check_rank(spec_path: str) -> None:
+def check_rank(spec: dict[str, Any]) -> None:
     """One rank of the ``ddp`` check (the elastic agent's entry point; RANK etc. in the env).
 
-    Reads the pickled spec, joins the process group, trains through the
-    config's Runner, and logs to ``rank{RANK}.json`` beside the spec at every
+    ``spec`` (see ``epam_guard.checks.ddp.rank_spec``) comes from the parent
+    through ``fork``. Joins the process group, trains through the config's
+    Runner, and logs to ``rank{RANK}.json`` in the spec's folder at every
     phase. An exception is logged, then raised again so that the agent stops
     the other rank at once.
     """
-    import pickle
     from pathlib import Path
 
-    with open(spec_path, 'rb') as f:
-        spec = pickle.load(f)
     die_with_parent(spec['parent'])
     rank, local_rank = int(os.environ['RANK']), int(os.environ['LOCAL_RANK'])
     # Before the process group exists: DDP then names the parameters without gradient,

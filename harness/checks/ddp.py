@@ -11,7 +11,7 @@ module, with the fix (or, for a parameter made anew in ``forward``, says so).
 The ranks are started by PyTorch's elastic agent (``torch.distributed.run``'s
 engine, :func:`torch.distributed.launcher.api.elastic_launch`) in this
 process: a c10d rendezvous on 127.0.0.1 whose store binds its own port, two
-``spawn`` workers that stay in this process's group and die with it
+forked workers that stay in this process's group and die with it
 (``PR_SET_PDEATHSIG``), no restarts, a failed rank stopping its sibling. Each
 rank builds the config's ``Runner`` with ``launcher='pytorch'`` and trains
 :data:`~epam_guard.rank.STEPS` iterations, with what the ``runner`` check
@@ -28,7 +28,6 @@ import contextlib
 import json
 import logging
 import os
-import pickle
 import tempfile
 import threading
 import time
@@ -162,19 +161,16 @@ def budget_of(ctx: GuardContext) -> float:
     return 0.8 * float(ctx.settings.timeout)
 
 
-def write_spec(ctx: GuardContext, cfg: Any, root: Path) -> Path:
-    """The pickle the ranks read: the prepared config, import paths, where to log."""
-    spec = {'cfg': cfg, 'import_paths': [str(Path(p).resolve())
+def rank_spec(ctx: GuardContext, cfg: Any, root: Path) -> dict[str, Any]:
+    """What each rank needs: the prepared config, import paths, where to log.
+
+    Handed to the forked ranks as it is (nothing is pickled or written: a
+    config with lambdas works, and no copy of it is left on disk).
+    """
+    return {'cfg': cfg, 'import_paths': [str(Path(p).resolve())
                                          for p in ctx.settings.import_paths],
             'folder': str(root), 'parent': os.getpid(),
             'cuda': cfg.env_cfg.dist_cfg.backend != 'gloo'}
-    path = root / 'spec.pkl'
-    try:
-        path.write_bytes(pickle.dumps(spec))
-    except Exception as exc:  # a lambda or an open file in the config
-        raise RuntimeError(f'the config cannot be pickled for the ranks ({exc}); DDP with '
-                           "'spawn' ranks needs a config without lambdas") from exc
-    return path
 
 
 @contextlib.contextmanager
@@ -201,7 +197,7 @@ def quiet_agent() -> Any:
 class Launch:
     """``elastic_launch`` of the ranks in a thread, so this thread can keep the clock."""
 
-    def __init__(self, spec: Path, root: Path) -> None:
+    def __init__(self, spec: dict[str, Any], root: Path) -> None:
         from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, Std
         from torch.distributed.launcher.api import LaunchConfig
 
@@ -225,7 +221,7 @@ class Launch:
         from ..rank import check_rank
 
         try:
-            elastic_launch(self.config, check_rank)(str(self.spec))
+            elastic_launch(self.config, check_rank)(self.spec)
         except ChildFailedError as exc:
             self.failures = dict(exc.failures)
         except BaseException as exc:  # the agent itself failed (rendezvous, spawn)
@@ -290,7 +286,7 @@ def stop(procs: list[Any]) -> list[int]:
     return killed
 
 
-def run_ranks(spec: Path, root: Path, budget: float) -> dict[str, Any]:
+def run_ranks(spec: dict[str, Any], root: Path, budget: float) -> dict[str, Any]:
     """Launch the ranks; wait within ``budget`` seconds; stop and reap them on every way out."""
     import psutil
 
@@ -369,9 +365,6 @@ def diagnose(records: list[dict[str, Any] | None], outcome: dict[str, Any],
     see :func:`finished_all`."""
     findings: list[Finding] = []
     failures = outcome.get('failures', {})
-    if outcome.get('agent_error'):
-        findings.append(Finding(Rule.STATE, f'torch.distributed.run could not start the ranks: '
-                                            f'{outcome["agent_error"][:300]}'))
     if outcome['timed_out']:
         phases = ', '.join(f'rank {r}: {(rec or {}).get("phase", "not started")}'
                            for r, rec in enumerate(records))
@@ -461,9 +454,13 @@ def check(ctx: GuardContext) -> CheckResult:
     with tempfile.TemporaryDirectory(prefix='epam-guard-ddp-') as folder:
         root = Path(folder)
         cfg, swaps = prepare(ctx, root)
-        spec = write_spec(ctx, cfg, root)
+        spec = rank_spec(ctx, cfg, root)
         preload(cfg)
         outcome = run_ranks(spec, root, budget)
+        if outcome.get('agent_error') and not any(read_logs(root)):
+            # Not the model's doing (e.g. no free port, no fork): an error, not a finding.
+            raise RuntimeError(f'torch.distributed.run could not start the ranks: '
+                               f'{outcome["agent_error"][:300]}')
         records = read_logs(root)
         findings = diagnose(records, outcome, budget)
         tails = {r: log_tail(root, r) for r in range(WORLD_SIZE)} if findings else {}

@@ -4,7 +4,7 @@ Imported by the ranks through ``custom_imports`` (with this folder as an
 import path): ``--cfg-options custom_imports.imports=[epam,rank_faults]
 model.backbone.type=RankFaultBackbone model.backbone.fault=kill`` makes
 rank 1 (``model.backbone.fault_rank``) kill itself with SIGKILL in its first
-training forward; ``raise``, ``sleep``, ``os_exit`` and ``segfault`` are the
+training step under DDP; ``raise``, ``sleep``, ``os_exit`` and ``segfault`` are the
 other faults. ``RecreatedParameterHead`` makes a new ``nn.Parameter`` in
 every training forward.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import sys
 import time
 
 import torch
@@ -57,9 +58,24 @@ class RankFaultBackbone(EPAMBackbone):
         self.fault, self.fault_rank = fault, fault_rank
 
     def forward(self, imgs, heatmap_imgs, gt=None, gt_coarse=None):
-        if self.training and int(os.environ.get('RANK', -1)) == self.fault_rank:
+        if int(os.environ.get('RANK', -1)) == self.fault_rank and under_ddp():
             misbehave(self.fault)
         return super().forward(imgs, heatmap_imgs, gt, gt_coarse)
+
+
+def under_ddp() -> bool:
+    """Whether this call comes from MMEngine's DDP ``train_step`` (a Runner's training step).
+
+    The guard's own passes before it (contract checks, the size fit) must not trip the fault.
+    """
+    frame = sys._getframe(1)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == 'train_step' and code.co_filename.endswith(
+                os.path.join('wrappers', 'distributed.py')):
+            return True
+        frame = frame.f_back
+    return False
 
 
 @_register

@@ -16,12 +16,13 @@ import time
 
 import psutil
 import pytest
+from launch_variants import BATCH, HERE, unused_head_overrides
+from rank_faults import fault, overrides
+
 from epam_guard.checks import ddp
 from epam_guard.context import GuardSettings, build_context
 from epam_guard.engine import run_check
 from epam_guard.result import Status
-from launch_variants import BATCH, HERE, unused_head_overrides
-from rank_faults import fault, overrides
 
 
 def descendants() -> set[int]:
