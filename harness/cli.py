@@ -299,6 +299,8 @@ def _conclude(args: argparse.Namespace, console: Console, outcome: Any, names: l
         console.line('  ' + '  '.join(f'{k} {v:.2f}s' for k, v in timings.items()))
         if cause is not None:
             console.line(f'ROOT CAUSE: {bounded(cause["message"])}')
+            if cause.get('fix'):
+                console.line(f'  fix: {bounded(cause["fix"])}')
             if cause.get('follows'):
                 console.line(f'  {", ".join(cause["follows"])} fail because of it; fix it first')
         strict = args.strict and warned

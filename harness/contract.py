@@ -25,7 +25,7 @@ class Rule(str, enum.Enum):
     STATE = '6'
 
     @property
-    def title(self) -> str:
+    def short_title(self) -> str:
         return TITLES[self]
 
     @property
@@ -35,7 +35,7 @@ class Rule(str, enum.Enum):
         return re.sub(r'[^\w\- ]', '', heading.lower()).replace(' ', '-')
 
     def __str__(self) -> str:
-        return f'CONTRACT §{self.value} {self.title}'
+        return f'CONTRACT §{self.value} {self.short_title}'
 
 
 #: Short names used in findings: ``[CONTRACT §3 backbone 6-tuple] ...``.

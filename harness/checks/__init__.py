@@ -46,13 +46,13 @@ class CheckSpec:
 
 
 CHECKS: dict[str, CheckSpec] = {spec.name: spec for spec in (
-    CheckSpec('structure', (Rule.BACKBONE, Rule.HEAD), FAST,
+    CheckSpec('structure', (Rule.ROUTING, Rule.BACKBONE, Rule.HEAD), FAST,
               'the backbone returns the 6-tuple; head scores, losses and predictions have '
               'the contract shape; the metric save_best waits for is produced'),
     CheckSpec('routing', (Rule.ROUTING,), FAST,
               'labels reach the backbone in loss mode only; the head gets (feats, '
               'data_samples) and the 6-tuple only'),
-    CheckSpec('labels', (Rule.LABELS,), FAST,
+    CheckSpec('labels', (Rule.HEAD, Rule.LABELS), FAST,
               'every loss target is the labels or hierarchy(labels), per sample; '
               'predictions follow their samples; out-of-range labels are rejected'),
     CheckSpec('train_step', (Rule.STATE,), FAST,
@@ -62,7 +62,7 @@ CHECKS: dict[str, CheckSpec] = {spec.name: spec for spec in (
               "predict changes no parameter or buffer; no call rewrites the caller's inputs"),
     CheckSpec('summary', (Rule.STATE,), FAST,
               'parameter counts per part (torchinfo); no part with parameters is frozen'),
-    CheckSpec('pipeline', (Rule.INPUTS,), LAUNCH,
+    CheckSpec('pipeline', (Rule.INPUTS, Rule.HEAD), LAUNCH,
               "the config's train/val/test pipelines on synthetic NTU-60 data make what "
               'the model takes'),
     CheckSpec('runner', (Rule.HEAD, Rule.STATE), LAUNCH,

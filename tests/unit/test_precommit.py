@@ -97,7 +97,7 @@ def test_hooks_run_the_gate_on_the_changed_files(path: str) -> None:
     hooks = _hooks(path)
     assert hooks
     for hook in hooks:
-        assert hook['entry'] == 'python -m epam_guard.gates'
+        assert hook['entry'] == 'epam-guard-gate'
         assert hook['pass_filenames'] is True
         files = re.compile(hook['files'])
         assert files.search(DEFAULT) and files.search('epam/head.py')
