@@ -12,12 +12,10 @@ import torch
 from ..batch import labels_of, make_batch, preprocess
 from ..context import GuardContext
 from ..contract import PREDICTION_FIELDS, Rule
-from ..describe import dtype_name
 from ..errors import one_line
 from ..recording import CallRecorder, record
 from ..result import CheckResult, Finding, conclude
 
-MAX_SHOWN = 8
 #: A finding's message (and so a verdict) is cut to about this many characters;
 #: the full text stays in the result's details (``full_text``).
 MESSAGE_LIMIT = 400
@@ -73,16 +71,6 @@ def run_pass(ctx: GuardContext, mode: str, *, batch: dict[str, Any] | None = Non
     return result
 
 
-def show(tensor: Any) -> str:
-    """Values of a small integer tensor, capped, with dtype and device."""
-    if not isinstance(tensor, torch.Tensor):
-        return repr(tensor) if tensor is None else type(tensor).__name__
-    values = tensor.detach().flatten().tolist()
-    head = ', '.join(str(v) for v in values[:MAX_SHOWN])
-    more = f', ... {len(values) - MAX_SHOWN} more' if len(values) > MAX_SHOWN else ''
-    return f'[{head}{more}] ({dtype_name(tensor.dtype)}, {tensor.device.type})'
-
-
 def same_labels(found: Any, expected: torch.Tensor) -> bool:
     """True when ``found`` is an int64 tensor with exactly ``expected``'s values."""
     return (isinstance(found, torch.Tensor) and found.dtype == torch.long
@@ -111,18 +99,28 @@ def bounded(text: str, limit: int = MESSAGE_LIMIT) -> str:
 def finish(name: str, findings: list[Finding], passed: str,
            details: dict[str, Any] | None = None,
            warnings: list[str] | None = None) -> CheckResult:
-    """:func:`~epam_guard.result.conclude` with every finding and warning bounded.
+    """:func:`~epam_guard.result.conclude` with every finding and warning bounded, once each.
 
     A model's error text can be thousands of characters (torchinfo's executed
     layers, a tensor repr); the one-line verdict and the findings stay short,
     and the untrimmed texts of those that were cut go to ``details['full_text']``.
     """
     details = dict(details or {})
-    full = [str(f) for f in findings if bounded(f.message) != f.message]
+    counts: dict[tuple[Rule, str], int] = {}
+    for finding in findings:  # the same evidence seen twice (two streams' losses) is one finding
+        key = (finding.rule, finding.message)
+        counts[key] = counts.get(key, 0) + 1
+    shown, full = [], []
+    for (rule, message), count in counts.items():
+        suffix = f' ({count} times)' if count > 1 else ''
+        short = bounded(message, MESSAGE_LIMIT - len(suffix)) + suffix
+        shown.append(Finding(rule, short))
+        if short != message + suffix:
+            full.append(str(Finding(rule, message + suffix)))
     full += [w for w in warnings or [] if bounded(w) != w]
     if full:
         details['full_text'] = full
-    return conclude(name, [Finding(f.rule, bounded(f.message)) for f in findings],
+    return conclude(name, shown,
                     bounded(passed), details, [bounded(w) for w in warnings or []])
 
 

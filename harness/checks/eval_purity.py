@@ -48,7 +48,7 @@ def check(ctx: GuardContext) -> CheckResult:
         views = 1 if training else min(ctx.recipe.views, 2)
         model.train(training)
         data = preprocess(model, make_batch(ctx.recipe, views=views), training)
-        before, saved = _fingerprint(data['inputs']), state.snapshot(model)
+        before, saved = _fingerprint(data['inputs']), state.copy_tensors(model)
         with torch.set_grad_enabled(training):
             model(**data, mode=mode)
         for change in _mutations(data['inputs'], before):

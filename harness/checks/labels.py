@@ -24,6 +24,7 @@ from .. import state
 from ..batch import make_batch, select, synthetic_labels
 from ..context import GuardContext
 from ..contract import Rule
+from ..describe import values
 from ..result import CheckResult, Finding
 from .common import (
     Pass,
@@ -33,7 +34,6 @@ from .common import (
     prediction_of,
     run_pass,
     score_vector,
-    show,
 )
 
 Targets = list[tuple[str, torch.Tensor]]
@@ -71,8 +71,8 @@ def _meaning(ctx: GuardContext, run: Pass, targets: Targets,
             kinds.add('coarse')
         else:
             findings.append(Finding(Rule.LABELS,
-                f'{where} received {show(target)}; the labels are '
-                f'{show(fine)} and hierarchy(labels) is {show(coarse)}'))
+                f'{where} received {values(target)}; the labels are '
+                f'{values(fine)} and hierarchy(labels) is {values(coarse)}'))
     return kinds
 
 
@@ -96,7 +96,7 @@ def _consistent(ctx: GuardContext, run: Pass, base: Targets, order: list[int], w
         if not torch.equal(changed, expected):
             findings.append(Finding(Rule.LABELS,
                 f'{what} changed the targets of {where}: expected '
-                f'{show(expected)}, got {show(changed)}'))
+                f'{values(expected)}, got {values(changed)}'))
 
 
 def _out_of_range(ctx: GuardContext, findings: list[Finding]) -> dict[str, Any]:
@@ -124,9 +124,10 @@ def _out_of_range(ctx: GuardContext, findings: list[Finding]) -> dict[str, Any]:
 def _scores(run: Pass) -> torch.Tensor | None:
     """One row of scores per predicted sample, or None if some sample has none."""
     rows = [score_vector(prediction_of(sample)[1]) for sample in run.output]
-    if any(row is None for row in rows) or len({row.numel() for row in rows}) != 1:
+    present = [row for row in rows if row is not None]
+    if len(present) != len(rows) or len({row.numel() for row in present}) != 1:
         return None
-    return torch.stack(rows)
+    return torch.stack(present)
 
 
 def _distinct_clips(batch: dict[str, Any], index: int) -> dict[str, Any]:
@@ -136,10 +137,10 @@ def _distinct_clips(batch: dict[str, Any], index: int) -> dict[str, Any]:
     more than new noise would, so its effect on the prediction is measurable.
     """
     inputs = {}
-    for key, values in batch['inputs'].items():
-        values = list(values)
-        values[index] = torch.full_like(values[index], float(values[index].max()))
-        inputs[key] = values
+    for key, clips in batch['inputs'].items():
+        clips = list(clips)
+        clips[index] = torch.full_like(clips[index], float(clips[index].max()))
+        inputs[key] = clips
     return {'inputs': inputs, 'data_samples': batch['data_samples']}
 
 
@@ -148,7 +149,7 @@ def _predictions(ctx: GuardContext, findings: list[Finding]) -> dict[str, Any]:
     views = max(ctx.recipe.views, 2)
     size = max(ctx.recipe.batch_size, 2)
     recipe = replace(ctx.recipe, batch_size=size, views=views)
-    saved = state.snapshot(ctx.model)
+    saved = state.copy_tensors(ctx.model)
 
     def predict(batch: dict[str, Any]) -> Pass:
         # Every pass from the same model state, and never a cached pass (recorded

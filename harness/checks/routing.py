@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from ..context import GuardContext
 from ..contract import BACKBONE_ARGUMENTS, HEAD_SIGNATURES, LABEL_NAMES, TUPLE_NAMES, Rule
-from ..describe import short
+from ..describe import short, values
 from ..result import CheckResult, Finding
-from .common import Pass, coarse_of, finish, integer_targets, run_pass, same_labels, show
+from .common import Pass, coarse_of, finish, integer_targets, run_pass, same_labels
 
 
 def _head_calls(run: Pass, findings: list[Finding]) -> None:
@@ -49,7 +49,7 @@ def _backbone_labels(ctx: GuardContext, run: Pass, findings: list[Finding]) -> N
             if value is not None:
                 findings.append(Finding(Rule.ROUTING,
                     f'{run.mode} mode: the backbone received '
-                    f'{name}={show(value)}; no label may reach the '
+                    f'{name}={values(value)}; no label may reach the '
                     'model at inference'))
         return
     fine = run.labels()
@@ -59,11 +59,11 @@ def _backbone_labels(ctx: GuardContext, run: Pass, findings: list[Finding]) -> N
             findings.append(Finding(Rule.ROUTING, f'loss mode: the backbone received no {name} '
                                                   f'(called with {short(call.args)}, '
                                                   f'{sorted(call.kwargs)}); it must receive '
-                                                  f'{show(expected)}'))
+                                                  f'{values(expected)}'))
         elif not same_labels(value, expected) or value.device != device:
             findings.append(Finding(Rule.ROUTING,
-                f'loss mode: the backbone received {name}={show(value)}'
-                f', expected {show(expected)} on {device.type}'))
+                f'loss mode: the backbone received {name}={values(value)}'
+                f', expected {values(expected)} on {device.type}'))
 
 
 def _label_leaks(run: Pass, findings: list[Finding]) -> None:

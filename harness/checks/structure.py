@@ -36,10 +36,10 @@ from ..contract import (
     Rule,
     loss_kind,
 )
-from ..describe import describe, short
+from ..describe import describe, short, values
 from ..errors import one_line
 from ..result import CheckResult, Finding
-from .common import Pass, evaluate, finish, prediction_of, run_pass, save_best_findings, show
+from .common import Pass, evaluate, finish, prediction_of, run_pass, save_best_findings
 
 
 def _backbone_output(run: Pass, findings: list[Finding]) -> Any:
@@ -99,14 +99,14 @@ def check_tuple(ctx: GuardContext, run: Pass, findings: list[Finding]) -> None:
             if echoed is not None:
                 findings.append(Finding(Rule.BACKBONE,
                     f'{where}: {name} must be None at inference, but '
-                    f'the backbone returned {show(echoed)}'))
+                    f'the backbone returned {values(echoed)}'))
         elif not isinstance(echoed, torch.Tensor) or not isinstance(sent, torch.Tensor) or (
                 echoed.dtype != sent.dtype or echoed.device != sent.device
                 or not torch.equal(echoed, sent)):
             findings.append(Finding(Rule.BACKBONE,
                 f'{where}: {name} must be echoed unchanged; the '
-                f'backbone received {show(sent)} and returned '
-                f'{show(echoed)}'))
+                f'backbone received {values(sent)} and returned '
+                f'{values(echoed)}'))
 
 
 def check_head(ctx: GuardContext, loss: Pass, predict: Pass,

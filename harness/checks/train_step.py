@@ -137,7 +137,7 @@ def check(ctx: GuardContext) -> CheckResult:
     model, findings = ctx.model, []
     model.train()
     batch = make_batch(ctx.recipe)
-    saved = state.snapshot(model, parameters=False)
+    saved = state.copy_tensors(model, parameters=False)
     ids = _parameter_ids(model)
     before, losses = _loss(ctx, model, batch)
     terms = {key: {'kind': loss_kind(key), 'before': _value(value)}

@@ -244,6 +244,13 @@ def test_findings_are_bounded_with_the_full_text_in_details():
     assert result.details['full_text'][1] == f'w {long}'
 
 
+def test_the_same_evidence_twice_is_one_finding():
+    twice = [Finding(Rule.LABELS, 'loss_fine received [1]'), Finding(Rule.LABELS, 'other'),
+             Finding(Rule.LABELS, 'loss_fine received [1]')]
+    result = finish('labels', twice, 'passed')
+    assert [f.message for f in result.findings] == ['loss_fine received [1] (2 times)', 'other']
+
+
 # The launch checks (pipeline, runner, ddp) have their own tests in tests/checks_launch.
 CONTRACT_CHECKS = ('structure', 'routing', 'labels', 'train_step', 'eval_purity', 'summary')
 
