@@ -144,6 +144,15 @@ def _distinct_clips(batch: dict[str, Any], index: int) -> dict[str, Any]:
     return {'inputs': inputs, 'data_samples': batch['data_samples']}
 
 
+def _incomparable(what: str, run: Pass, scores: torch.Tensor) -> Finding:
+    """A second predict pass whose predictions cannot be compared with the first's."""
+    got = run.error or (f'{len(run.output)} predictions' if isinstance(run.output, (list, tuple))
+                        else type(run.output).__name__)
+    return Finding(Rule.LABELS, f'{what} at inference gave predictions that cannot be compared '
+                                f'with the batch\'s own ({tuple(scores.shape)} scores before, '
+                                f'then {got}): the same samples must give the same predictions')
+
+
 def _predictions(ctx: GuardContext, findings: list[Finding]) -> dict[str, Any]:
     """Per-sample predictions at inference with V >= 2 views (CONTRACT §4, §5)."""
     views = max(ctx.recipe.views, 2)
@@ -177,8 +186,11 @@ def _predictions(ctx: GuardContext, findings: list[Finding]) -> dict[str, Any]:
                                            '(pred_score / pred_scores) to compare'))
         return seen
     order = list(reversed(range(size)))
-    permuted = _scores(predict(select(base.batch, order)))
-    if permuted is not None and permuted.shape == scores.shape:
+    again = predict(select(base.batch, order))
+    permuted = _scores(again)
+    if permuted is None or permuted.shape != scores.shape:
+        findings.append(_incomparable('reversing the batch', again, scores))
+    else:
         moved = (permuted - scores[torch.tensor(order)]).abs().amax(dim=1)
         seen['reversed_max_difference'] = float(moved.max())
         worst = int(moved.argmax())
@@ -187,8 +199,11 @@ def _predictions(ctx: GuardContext, findings: list[Finding]) -> dict[str, Any]:
                 f'reversing the batch at inference ({views} views per sample) changed the '
                 f'prediction of sample {order[worst]} by {float(moved[worst]):.3g} '
                 f'(> {PREDICTION_TOLERANCE:g}): predictions do not follow their samples'))
-    changed = _scores(predict(_distinct_clips(base.batch, 0)))
-    if changed is not None and changed.shape == scores.shape:
+    other = predict(_distinct_clips(base.batch, 0))
+    changed = _scores(other)
+    if changed is None or changed.shape != scores.shape:
+        findings.append(_incomparable('replacing the views of sample 0', other, scores))
+    else:
         moved = (changed - scores).abs().amax(dim=1)
         own, others = float(moved[0]), moved[1:]
         limit = max(LEAK_FLOOR, min(PREDICTION_TOLERANCE, LEAK_FRACTION * own))
