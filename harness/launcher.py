@@ -226,7 +226,7 @@ def merge(payloads: list[dict[str, Any]], names: list[str]) -> list[dict[str, An
 
 def training_result(payloads: list[dict[str, Any]], launcher: str) -> dict[str, Any]:
     """The ``ddp`` row: every rank trained every iteration, in step, to the same parameters."""
-    from .checks.ddp import error_finding, first_sentence
+    from .checks.ddp import PEER_LOST, error_finding, first_sentence
 
     findings: list[Finding] = []
     records = [p.get('training') or {} for p in payloads]
@@ -242,6 +242,8 @@ def training_result(payloads: list[dict[str, Any]], launcher: str) -> dict[str, 
             done = len(record.get('steps', []))
             findings.append(Finding(Rule.STATE, f'rank {rank} logged {done} of {STEPS} '
                                                 f'iterations, last in {record.get("phase")}'))
+    # A rank that lost its peer says so; the peer's own failure is the cause: listed first.
+    findings.sort(key=lambda f: any(marker in f.message for marker in PEER_LOST))
     sums = [r.get('checksum') for r in records]
     if not findings and None not in sums:
         low, high = min(sums), max(sums)  # type: ignore[type-var]
@@ -418,10 +420,10 @@ def report(rank: int, world_size: int, names: list[str], payloads: dict[int, dic
     # A rank stopped by the launcher reports the others, not its own unfinished part.
     missing = [r for r in range(world_size) if r not in payloads and not (reason and r == rank)]
     results = merge(present, names) if present else []
+    if missing:  # before the training row: a missing rank is why the others failed there
+        results.append(lost_result(missing, board.phases(world_size), reason))
     if present and any(name in REPLACED for name in names):
         results.append(training_result(present, launcher))
-    if missing:
-        results.append(lost_result(missing, board.phases(world_size), reason))
     code = EXIT_FAILED if any(r['status'] in ('fail', 'error') for r in results) else EXIT_OK
     if rank == 0:
         header = (f'  launcher={launcher}  world size {world_size}  '

@@ -143,7 +143,8 @@ def test_a_hung_rank_is_named_within_the_timeout():
     code, out = finish(torchrun(guard_args(only='ddp', cfg=options(fault('sleep')),
                                            timeout=40)))
     assert code == 1, out
-    assert re.search(r'FAIL  ddp .*rank 1', out), out
+    assert re.search(r'FAIL  ranks .*not every rank reported: rank 1 \(last in train '
+                     r'iteration 1\)', out), out
     assert time.monotonic() - start < 40 + 30  # start-up and the launcher's own shutdown
 
 
@@ -216,3 +217,28 @@ def test_lost_ranks_are_named_with_their_last_phase():
     assert row['findings'][0]['message'] == (
         'not every rank reported: rank 1 (last in train iteration 1); the launcher stopped '
         'rank 0 (SIGTERM)')
+
+
+@pytest.mark.slow
+def test_slurm_semantics_with_two_tasks():
+    """``--launcher slurm`` reads SLURM_PROCID/NTASKS/LOCALID (two tasks started by hand)."""
+    for _ in range(3):
+        port = free_port()
+        tasks = []
+        for task in (0, 1):
+            env = {k: v for k, v in os.environ.items()
+                   if k not in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK')}
+            env.update(SLURM_PROCID=str(task), SLURM_NTASKS='2', SLURM_LOCALID=str(task),
+                       SLURM_NODELIST='localhost', MASTER_ADDR='127.0.0.1',
+                       MASTER_PORT=str(port), OMP_NUM_THREADS='1')
+            args = guard_args()
+            args[args.index('pytorch')] = 'slurm'
+            tasks.append(subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT, text=True, env=env))
+        results = [finish(task) for task in tasks]
+        if not any('address already in use' in out.lower() for _, out in results):
+            break
+    (code0, out0), (code1, out1) = results
+    assert (code0, code1) == (0, 0), out0 + out1
+    assert out0.count('launcher=slurm  world size 2') == 1, out0
+    assert 'passed, 0 failed' not in out1
