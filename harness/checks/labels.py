@@ -169,9 +169,10 @@ def _predictions(ctx: GuardContext, findings: list[Finding]) -> dict[str, Any]:
     base = predict(make_batch(recipe, views=views))
     seen: dict[str, Any] = {'samples': size, 'views': views}
     if base.error is not None or not isinstance(base.output, (list, tuple)):
-        findings.append(Finding(Rule.HEAD, f'predict mode ({size} samples x {views} views) '
-                                           f'raised {base.error or "no error"} and returned '
-                                           f'{type(base.output).__name__}'))
+        outcome = (f'raised {base.error}' if base.error else
+                   f'returned {type(base.output).__name__}, not a list of data samples')
+        findings.append(Finding(Rule.HEAD,
+            f'predict mode ({size} samples x {views} views) {outcome}'))
         return seen
     seen['predictions'] = len(base.output)
     if len(base.output) != size:
