@@ -83,6 +83,9 @@ def test_a_11_style_head_passes_structure(make_context):
     assert 'pred_scores' in result.details['structure']['prediction']['fields']
     assert 'hierarchy_loss_rgb' in result.details['structure']['losses']
     assert 'acc/RGBPose_1:1_top1' in result.details['metrics']
+    labels = run_check(ctx, 'labels', CHECKS['labels'])  # predictions read from pred_scores
+    assert labels.status is Status.PASS, labels.findings
+    assert labels.details['predictions']['own_change'] > 0
 
 
 def test_save_best_typo_and_bad_rule_fail_structure(make_context):
