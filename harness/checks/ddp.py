@@ -361,8 +361,11 @@ def log_tail(root: Path, rank: int, lines: int = 12) -> list[str]:
 
 def diagnose(records: list[dict[str, Any] | None], outcome: dict[str, Any],
              budget: float) -> list[Finding]:
-    """Findings from what the ranks logged and how they ended. No finding needs evidence too:
-    see :func:`finished_all`."""
+    """Findings from what the ranks logged and how they ended, causes before consequences.
+
+    Without any finding the ranks must still have logged every iteration
+    (:func:`finished_all`): a pass needs that evidence, not the absence of errors.
+    """
     findings: list[Finding] = []
     failures = outcome.get('failures', {})
     if outcome['timed_out']:
@@ -391,7 +394,8 @@ def diagnose(records: list[dict[str, Any] | None], outcome: dict[str, Any],
             phase = (record or {}).get('phase', 'start-up')
             findings.append(Finding(Rule.STATE, f'rank {rank} {describe_failure(failure)} in '
                                                 f'{phase}, without a Python exception'))
-        elif rank in outcome.get('early_exit', []):
+        elif rank in outcome.get('early_exit', []) and not failures:
+            # Ended, unfinished, and the agent saw no failure: it exited with status 0.
             findings.append(Finding(Rule.STATE,
                 f'rank {rank} exited with status 0 in {record.get("phase")} before finishing '  # type: ignore[union-attr]
                 f'its {STEPS} iterations (os._exit or sys.exit(0) in model code?)'))
