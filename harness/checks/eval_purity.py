@@ -14,6 +14,7 @@ from .. import state
 from ..batch import make_batch, preprocess
 from ..context import GuardContext
 from ..contract import Rule
+from ..diagnosis import cuda_message, hard_wired_cuda
 from ..result import CheckResult, Finding
 from .common import finish
 
@@ -49,8 +50,14 @@ def check(ctx: GuardContext) -> CheckResult:
         model.train(training)
         data = preprocess(model, make_batch(ctx.recipe, views=views), training)
         before, saved = _fingerprint(data['inputs']), state.copy_tensors(model)
-        with torch.set_grad_enabled(training):
-            model(**data, mode=mode)
+        try:
+            with torch.set_grad_enabled(training):
+                model(**data, mode=mode)
+        except Exception as exc:
+            if not hard_wired_cuda(exc):
+                raise  # the engine reports it as this check's error
+            findings.append(Finding(Rule.STATE, cuda_message(exc, f'{mode} mode')))
+            continue
         for change in _mutations(data['inputs'], before):
             findings.append(Finding(Rule.INPUTS, f'{mode} mode: the caller\'s inputs {change}'))
         if not training:

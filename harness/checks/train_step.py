@@ -7,6 +7,8 @@ statistics are put back), so a lower loss is the step's doing.
 
 Also, from the same step:
 
+- a loss computation hard-wired to CUDA on a machine without it is a §6
+  finding naming the line, not an error;
 - every loss term is reported before and after the step, and fails when it is
   not finite or below zero for its kind (cross-entropies, distances and
   consistency penalties, :data:`contract.LOSS_KINDS`, are never negative);
@@ -30,6 +32,8 @@ from .. import state
 from ..batch import make_batch, preprocess
 from ..context import GuardContext
 from ..contract import NON_NEGATIVE_LOSSES, Rule, loss_kind
+from ..diagnosis import cuda_message, hard_wired_cuda
+from ..errors import one_line
 from ..nonfinite import locate_non_finite
 from ..result import CheckResult, Finding
 from .common import bounded, finish
@@ -139,7 +143,13 @@ def check(ctx: GuardContext) -> CheckResult:
     batch = make_batch(ctx.recipe)
     saved = state.copy_tensors(model, parameters=False)
     ids = _parameter_ids(model)
-    before, losses = _loss(ctx, model, batch)
+    try:
+        before, losses = _loss(ctx, model, batch)
+    except Exception as exc:
+        if not hard_wired_cuda(exc):
+            raise  # the engine reports it as this check's error
+        return finish('train_step', [Finding(Rule.STATE, cuda_message(exc, 'loss mode'))], '',
+                      {'error': one_line(exc)})
     terms = {key: {'kind': loss_kind(key), 'before': _value(value)}
              for key, value in losses.items() if 'loss' in key}
     bad = [key for key, value in losses.items()

@@ -294,6 +294,17 @@ class GuardTestNegativeTreeHead(EPAMHierarchicalHead):
         return losses
 
 
+@_register
+class GuardTestCudaLossHead(EPAMHierarchicalHead):
+    """Puts its loss weights on CUDA by hand (``.cuda()`` hard-wired in the loss)."""
+
+    def loss(self, feats, data_samples, **kwargs):
+        losses = super().loss(feats, data_samples, **kwargs)
+        weight = torch.ones(1).cuda()
+        losses['rgb_loss_cls'] = losses['rgb_loss_cls'] * weight.to(losses['rgb_loss_cls'])
+        return losses
+
+
 def overrides(recognizer: str | None = None, backbone: str | None = None,
               head: str | None = None) -> dict[str, Any]:
     """``--cfg-options`` that swap in the given variant types."""

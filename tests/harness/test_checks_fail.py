@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+import torch
 from guard_variants import SEED_DEFECT, overrides
 
 from epam_guard.checks import CHECKS
@@ -214,6 +215,14 @@ def test_negative_loss_term_fails_train_step(make_context):
     assert "loss term 'rgb_loss_tree' is -" in messages(result)
     assert 'a hierarchy loss (a cross-entropy, distance or consistency penalty) is never ' \
         'below zero' in messages(result)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='.cuda() works where CUDA is visible')
+@pytest.mark.parametrize('check', ['train_step', 'eval_purity'])
+def test_cuda_hard_wired_in_a_loss_is_a_state_finding(make_context, check):
+    result, _ = failing(make_context, check, overrides(head='GuardTestCudaLossHead'), '6')
+    assert 'loss mode: hard-wired to CUDA at ' in messages(result)
+    assert 'guard_variants.py:' in messages(result)
 
 
 def test_frozen_stream_fails_summary(make_context):
