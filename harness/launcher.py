@@ -12,15 +12,20 @@ a CPU-only machine), runs the selected contract checks on its own device
 :data:`~epam_guard.rank.STEPS` iterations of the config's ``Runner`` across
 all ranks and nodes with the config's per-GPU batch size (data, workers,
 work dir and loop swapped as the ``runner`` check swaps them), recording each
-rank's step time and peak GPU memory. Rank 0 gathers every rank's results
-(``all_gather_object``) and prints one report; every rank returns the same
-exit status. The ``runner`` and ``ddp`` checks are replaced by that training
-run (they would start Runners and ranks of their own inside the job).
+rank's step time and peak GPU memory. Every rank posts its results to the
+job's own key-value store (torchrun's agent's, or rank 0's under Slurm);
+rank 0 reads them all and prints one report; every rank returns the same
+exit status. The store rather than a collective (``all_gather_object``):
+a collective waits for a dead or stuck rank, the store does not. The
+``runner`` and ``ddp`` checks are replaced by that training run (they would
+start Runners and ranks of their own inside the job).
 
-A rank that dies or hangs is named: collectives time out within
-``--timeout`` (75% for training, 20% for the report barrier), a monitored
-barrier names the ranks that did not arrive, and each rank leaves its phase
-in the job's store, which rank 0 reads when the launcher stops the job.
+A rank that dies or hangs is named with the phase it was last in (each rank
+posts it as it goes): training collectives time out after 75% of
+``--timeout``, rank 0 waits at most 20% more for the results, and a rank
+whose own part failed drops its process group so that its peers stop
+waiting for it at once. When the launcher stops the job (torchrun does when
+one rank ends), rank 0 catches the SIGTERM and still reports.
 """
 from __future__ import annotations
 

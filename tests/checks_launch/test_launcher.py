@@ -242,3 +242,9 @@ def test_slurm_semantics_with_two_tasks():
     assert (code0, code1) == (0, 0), out0 + out1
     assert out0.count('launcher=slurm  world size 2') == 1, out0
     assert 'passed, 0 failed' not in out1
+
+
+def test_the_report_counts_the_iterations_the_ranks_run():
+    from epam_guard import rank
+
+    assert launcher.STEPS == rank.STEPS
