@@ -22,11 +22,10 @@ from typing import Any
 
 from .checks import CHECKS, select_checks
 from .options import add_options, output_file
+from .result import MESSAGE_LIMIT, bounded
 
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
 SHOWN_FINDINGS = 5
-#: Characters of a finding or verdict shown on the terminal (the JSON has all of it).
-SHOWN_CHARS = 400
 #: Options of the worker's settings that only the CLI reads.
 CLI_ONLY = ('command', 'json', 'junit', 'verbose', 'list', 'in_process')
 
@@ -87,12 +86,6 @@ def list_checks() -> str:
                      for spec in CHECKS.values())
 
 
-def bounded(text: str, limit: int = SHOWN_CHARS) -> str:
-    """``text`` on one line, cut to ``limit`` characters with an ellipsis."""
-    line = ' '.join(str(text).split())
-    return line if len(line) <= limit else line[:limit - 3] + '...'
-
-
 class Console:
     """Prints the run as it happens; on a terminal, the running check with its elapsed time.
 
@@ -145,7 +138,7 @@ class Console:
     def result(self, result: dict[str, Any]) -> None:
         self.running = None
         status = result['status'].upper()
-        limit = 10**6 if self.verbose else SHOWN_CHARS
+        limit = 10**6 if self.verbose else MESSAGE_LIMIT
         self.line(f'  {status:<5} {result["name"]:<12} {result.get("seconds", 0.0):6.2f}s  '
                   f'{bounded(result["verdict"], limit)}')
         findings = result.get('findings', [])

@@ -18,12 +18,13 @@ import torch
 from . import state
 from .checks import CHECKS, Check, select_checks  # noqa: F401  (select_checks: for callers)
 from .errors import one_line
-from .result import CheckResult, Status
+from .result import CheckResult, Status, bounded
 
 
 def _error(name: str, exc: BaseException) -> CheckResult:
-    return CheckResult(name, Status.ERROR, one_line(exc),
-                       details={'traceback': traceback.format_exception(exc)[-6:]})
+    return CheckResult(name, Status.ERROR, bounded(one_line(exc)),
+                       details={'error': one_line(exc),
+                                'traceback': traceback.format_exception(exc)[-6:]})
 
 
 def run_check(ctx: Any, name: str, check: Check) -> CheckResult:

@@ -142,9 +142,10 @@ OPTIONS: tuple[Option, ...] = (
     Option('import-path', 'folder put first on the import path before anything imports '
                           'MMAction2 (a fork or plugin that is not installed); repeatable',
            dict(default=None, action='append', type=folder, metavar='DIR')),
-    Option('label-api', 'how data samples carry labels: gt_label (MMAction2 1.2) or '
-                        'gt_labels.item (1.0/1.1 forks)',
-           dict(default='gt_label', choices=('gt_label', 'gt_labels'))),
+    Option('label-api', 'how data samples carry labels: gt_label (MMAction2 1.2), gt_labels '
+                        '(gt_labels.item of 1.0/1.1 forks) or auto (the config\'s '
+                        'epam_guard.label_api, else what the installed MMAction2 makes)',
+           dict(default=None, choices=('auto', 'gt_label', 'gt_labels'))),
     Option('hierarchy', 'the fine->coarse label hierarchy the guard checks against: a JSON '
                         'or Python file, or inline JSON (default: the config\'s '
                         'epam_guard.hierarchy, then model.hierarchy, then NTU-60\'s)',

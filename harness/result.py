@@ -17,6 +17,16 @@ class Status(str, enum.Enum):
     SKIP = 'skip'
 
 
+#: Characters of a verdict or finding shown on one line (reports keep the full text).
+MESSAGE_LIMIT = 400
+
+
+def bounded(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """``text`` on one line, cut to ``limit`` characters with an ellipsis."""
+    line = ' '.join(str(text).split())
+    return line if len(line) <= limit else line[:limit - 3].rstrip() + '...'
+
+
 @dataclass
 class Finding:
     """One piece of evidence: the rule it breaks and what was seen."""
@@ -74,10 +84,16 @@ class CheckResult:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CheckResult:
         """The inverse of :meth:`to_json` (results cross process boundaries as JSON)."""
-        findings = [Finding(f['section'], f['message']) for f in data.get('findings', [])]
+        findings = [Finding(f.get('section') or _section(f['rule']), f['message'])
+                    for f in data.get('findings', [])]
         return cls(data['name'], Status(data['status']), data['verdict'], findings,
                    dict(data.get('details') or {}), float(data.get('seconds', 0.0)),
                    list(data.get('warnings') or []))
+
+
+def _section(rule: str) -> str:
+    """``'CONTRACT §3 backbone 6-tuple'`` -> ``'3'`` (reports written without the section)."""
+    return rule.split('§', 1)[1].split()[0] if '§' in rule else rule
 
 
 def conclude(name: str, findings: list[Finding], passed: str,

@@ -14,11 +14,10 @@ from ..context import GuardContext
 from ..contract import PREDICTION_FIELDS, Rule
 from ..errors import one_line
 from ..recording import CallRecorder, record
-from ..result import CheckResult, Finding, conclude
+from ..result import MESSAGE_LIMIT, CheckResult, Finding, bounded, conclude
 
 #: A finding's message (and so a verdict) is cut to about this many characters;
 #: the full text stays in the result's details (``full_text``).
-MESSAGE_LIMIT = 400
 #: Metric names shown when a save_best key is missing.
 METRICS_SHOWN = 6
 
@@ -91,12 +90,6 @@ def integer_targets(call: Any, count: int) -> list[tuple[str, torch.Tensor]]:
 
 
 # ------------------------------------------------------------------ bounded messages
-def bounded(text: str, limit: int = MESSAGE_LIMIT) -> str:
-    """``text`` on one line, cut to ``limit`` characters with an ellipsis."""
-    line = ' '.join(str(text).split())
-    return line if len(line) <= limit else line[:limit - 3].rstrip() + '...'
-
-
 def finish(name: str, findings: list[Finding], passed: str,
            details: dict[str, Any] | None = None,
            warnings: list[str] | None = None) -> CheckResult:

@@ -26,8 +26,7 @@ def run_guard(tmp_path: Path, capsys: pytest.CaptureFixture) -> Any:
     def run(*extra: str) -> tuple[int, dict[str, Any], str]:
         report = tmp_path / 'report.json'
         code = main(['check', str(CONFIG), '--import-path', str(FORK), '--tier', 'fast',
-                     '--label-api', 'gt_labels', '--batch-size', '2', '--json', str(report),
-                     *extra])
+                     '--batch-size', '2', '--json', str(report), *extra])
         captured = capsys.readouterr()
         assert 'Traceback' not in captured.out + captured.err, captured.err
         return code, json.loads(report.read_text()), captured.out + captured.err
