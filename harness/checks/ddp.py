@@ -376,6 +376,7 @@ def diagnose(records: list[dict[str, Any] | None], outcome: dict[str, Any],
             'they were stopped (a collective that never completes, or a hang in model code?)'))
     seen: set[tuple[str, str]] = set()
     waiting: list[Finding] = []
+    silent_deaths = [r for r in failures if not (records[r] or {}).get('error')]
     for rank, record in enumerate(records):
         failure = failures.get(rank)
         error = (record or {}).get('error')
@@ -394,8 +395,9 @@ def diagnose(records: list[dict[str, Any] | None], outcome: dict[str, Any],
             phase = (record or {}).get('phase', 'start-up')
             findings.append(Finding(Rule.STATE, f'rank {rank} {describe_failure(failure)} in '
                                                 f'{phase}, without a Python exception'))
-        elif rank in outcome.get('early_exit', []) and not failures:
-            # Ended, unfinished, and the agent saw no failure: it exited with status 0.
+        elif rank in outcome.get('early_exit', []) and not silent_deaths:
+            # Ended unfinished, not a failure to the agent (status 0), and no sibling died
+            # silently (the agent then stops the others, which end unfinished too).
             findings.append(Finding(Rule.STATE,
                 f'rank {rank} exited with status 0 in {record.get("phase")} before finishing '  # type: ignore[union-attr]
                 f'its {STEPS} iterations (os._exit or sys.exit(0) in model code?)'))
