@@ -211,11 +211,12 @@ def merge(payloads: list[dict[str, Any]], names: list[str]) -> list[dict[str, An
         per_rank = [(p['rank'], next((r for r in p.get('results', []) if r['name'] == name),
                                      None)) for p in payloads]
         bad = [(rank, r) for rank, r in per_rank if r is None or r['status'] != 'pass']
+        passed = [r for _, r in per_rank if r is not None]
         if not bad:
-            first = per_rank[0][1]
-            results.append({**first, 'verdict': f'{first["verdict"]} (on each of '  # type: ignore[index]
+            first = passed[0]
+            results.append({**first, 'verdict': f'{first["verdict"]} (on each of '
                                                  f'{len(payloads)} ranks)',
-                            'seconds': max(r['seconds'] for _, r in per_rank)})  # type: ignore[index]
+                            'seconds': max(r['seconds'] for r in passed)})
             continue
         rank, worst = bad[0]
         if worst is None:
@@ -249,9 +250,9 @@ def training_result(payloads: list[dict[str, Any]], launcher: str) -> dict[str, 
                                                 f'iterations, last in {record.get("phase")}'))
     # A rank that lost its peer says so; the peer's own failure is the cause: listed first.
     findings.sort(key=lambda f: any(marker in f.message for marker in PEER_LOST))
-    sums = [r.get('checksum') for r in records]
-    if not findings and None not in sums:
-        low, high = min(sums), max(sums)  # type: ignore[type-var]
+    sums = [float(r['checksum']) for r in records if r.get('checksum') is not None]
+    if not findings and len(sums) == len(records):
+        low, high = min(sums), max(sums)
         if high - low > 1e-6 * max(1.0, abs(high)):
             findings.append(Finding(Rule.STATE, f'after {STEPS} iterations the ranks hold '
                                                 f'different parameters (sums {low:.8g} .. '

@@ -190,7 +190,7 @@ class StepLog(Hook):
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None,
                          outputs: Any = None) -> None:
-        loss = (outputs or {}).get('loss')
+        loss: Any = (outputs or {}).get('loss')
         if hasattr(loss, 'detach'):
             loss = loss.detach()
         self.record['steps'].append({
@@ -317,7 +317,7 @@ def format_config_once() -> None:
         return texts[key]
 
     pretty_text.formats_once = True  # type: ignore[attr-defined]
-    Config.pretty_text = property(pretty_text, doc=original.__doc__)  # type: ignore[method-assign]
+    Config.pretty_text = property(pretty_text, doc=original.__doc__)
 
 
 def name_unused_parameters() -> None:
