@@ -198,3 +198,41 @@ def test_budget_is_most_of_the_timeout(launch_context):
     quick = dataclasses.replace(launch_context, settings=dataclasses.replace(
         launch_context.settings, timeout=10.0))
     assert ddp.budget_of(quick) == 8.0
+
+
+@pytest.mark.ddp
+@pytest.mark.slow
+@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
+def test_no_rank_outlives_an_interrupted_cli_run(sig):
+    """``epam-guard check --only ddp`` stopped while its ranks train: everything goes."""
+    command = [sys.executable, '-m', 'epam_guard.cli', 'check', '--only', 'ddp',
+               '--import-path', str(HERE), '--cfg-options',
+               'custom_imports.imports=[epam,rank_faults]',
+               'model.backbone.type=RankFaultBackbone', 'model.backbone.fault=sleep']
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    seen: set[int] = set()
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:  # the supervised worker and its two ranks
+            seen |= {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
+            if len(seen) >= 3:
+                break
+            time.sleep(0.2)
+        assert len(seen) >= 3, 'the ranks never started'
+        time.sleep(1.0)
+        seen |= {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 128 + sig, out
+        assert 'interrupted during ddp' in out
+        alive = [pid for pid in seen if psutil.pid_exists(pid)
+                 and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+        assert alive == [], f'left running after {sig.name}: {alive}'
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in seen:
+            if psutil.pid_exists(pid):
+                os.kill(pid, signal.SIGKILL)
