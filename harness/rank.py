@@ -354,6 +354,11 @@ def check_rank(spec: dict[str, Any]) -> None:
 
     die_with_parent(spec['parent'])
     rank, local_rank = int(os.environ['RANK']), int(os.environ['LOCAL_RANK'])
+    if not spec['cuda']:
+        # Ranks on the CPU (gloo): MMEngine's Runner puts the model on CUDA whenever CUDA is
+        # visible; hiding it (before any CUDA call here) is MMEngine's own way to train on CPU.
+        os.environ['CUDA_VISIBLE_DEVICES'] = ''
+
     # Before the process group exists: DDP then names the parameters without gradient,
     # and gloo talks over the loopback interface only.
     os.environ.setdefault('GLOO_SOCKET_IFNAME', 'lo')

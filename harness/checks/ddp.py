@@ -47,10 +47,18 @@ from .train_step import group_by_module
 WORLD_SIZE = 2
 #: Samples per rank and iteration: what DDP checks does not depend on N; each step stays cheap.
 RANK_BATCH = 2
-#: How the agent starts the ranks. ``fork``: they inherit this process's imports (torch,
-#: MMEngine, MMAction2, the model's modules: seconds per rank on a laptop CPU) and run with
-#: one intra-op thread, as DataLoader workers do; see :func:`epam_guard.rank.check_rank`.
-START_METHOD = 'fork'
+
+
+def start_method() -> str:
+    """How the agent starts the ranks: ``fork`` unless this process has initialised CUDA.
+
+    Forked ranks inherit this process's imports (torch, MMEngine, MMAction2,
+    the model's modules: seconds per rank on a laptop CPU) and run with one
+    intra-op thread, as DataLoader workers do. CUDA cannot be used in a child
+    forked after it was initialised, so then the ranks are spawned.
+    """
+    return 'spawn' if torch.cuda.is_initialized() else 'fork'
+
 #: Seconds the other ranks get to end after one failed, before they are killed.
 GRACE = 5.0
 #: What a rank's collective says when its peer died: a consequence, reported after the cause.
@@ -164,8 +172,9 @@ def budget_of(ctx: GuardContext) -> float:
 def rank_spec(ctx: GuardContext, cfg: Any, root: Path) -> dict[str, Any]:
     """What each rank needs: the prepared config, import paths, where to log.
 
-    Handed to the forked ranks as it is (nothing is pickled or written: a
-    config with lambdas works, and no copy of it is left on disk).
+    Handed to forked ranks as it is (nothing is pickled or written, so a
+    config with lambdas works); spawned ranks (see :func:`start_method`) get
+    it pickled through a pipe, never on disk.
     """
     return {'cfg': cfg, 'import_paths': [str(Path(p).resolve())
                                          for p in ctx.settings.import_paths],
@@ -206,7 +215,7 @@ class Launch:
             min_nodes=1, max_nodes=1, nproc_per_node=WORLD_SIZE,
             run_id=f'epam-guard-{uuid.uuid4().hex[:8]}',
             rdzv_backend='c10d', rdzv_endpoint='127.0.0.1:0',  # the store binds its own port
-            max_restarts=0, monitor_interval=0.05, start_method=START_METHOD,
+            max_restarts=0, monitor_interval=0.05, start_method=start_method(),
             local_addr='127.0.0.1', shutdown_timeout=2,
             logs_specs=DefaultLogsSpecs(log_dir=str(root / 'logs'), redirects=Std.ALL))
         self.failures: dict[int, Any] = {}
@@ -474,7 +483,7 @@ def check(ctx: GuardContext) -> CheckResult:
     backend = cfg.env_cfg.dist_cfg.backend
     details: dict[str, Any] = {
         'launcher': 'torch.distributed.launcher.api.elastic_launch (c10d rendezvous on '
-                    f'127.0.0.1, {START_METHOD})',
+                    f'127.0.0.1, {start_method()})',
         'backend': backend, 'world_size': WORLD_SIZE, 'budget_s': budget, 'swapped': swaps,
         'wrapper': first.get('wrapper'),
         'find_unused_parameters': first.get('find_unused_parameters'),

@@ -236,3 +236,13 @@ def test_no_rank_outlives_an_interrupted_cli_run(sig):
         for pid in seen:
             if psutil.pid_exists(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.ddp
+@pytest.mark.slow
+def test_spawned_ranks_as_after_cuda_was_initialised(launch_context, monkeypatch):
+    """Where this process has used CUDA the ranks are spawned, not forked: same verdict."""
+    monkeypatch.setattr(ddp, 'start_method', lambda: 'spawn')
+    result = run_check(launch_context, 'ddp', ddp.check)
+    assert result.status is Status.PASS, f'{result.verdict}\n{result.details}'
+    assert result.details['launcher'].endswith('127.0.0.1, spawn)')
