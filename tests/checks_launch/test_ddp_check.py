@@ -84,6 +84,7 @@ def test_a_parameter_made_anew_in_forward_is_said_so():
 
 
 @pytest.mark.ddp
+@pytest.mark.slow
 def test_a_rank_killed_by_sigkill_is_named_with_its_signal():
     result = run_variant(fault('kill'))
     assert result.status is Status.FAIL, result.verdict
