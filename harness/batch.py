@@ -190,17 +190,23 @@ def make_data_sample(label: int, label_api: str = 'gt_label') -> Any:
 
 
 def make_batch(recipe: BatchRecipe, *, views: int = 1, labels: list[int] | None = None,
-               label_api: str | None = None) -> dict[str, Any]:
+               label_api: str | None = None, meta: bool = False) -> dict[str, Any]:
     """A collated batch as a dataloader would hand it to ``data_preprocessor``.
 
     Pixel values lie in [0, 255] (before normalisation), heat maps in [0, 1].
-    The same recipe and labels always give the same tensors.
+    The same recipe and labels always give the same tensors. With ``meta``
+    the tensors are shapes only (PyTorch's ``meta`` device), for passes that
+    need no values.
     """
     labels = synthetic_labels(recipe.batch_size, recipe.num_classes) if labels is None else labels
     generator = torch.Generator().manual_seed(recipe.seed)
     shapes = recipe.shapes(views)
     imgs, heatmaps = [], []
     for _ in labels:
+        if meta:
+            imgs.append(torch.empty(shapes['imgs'], device='meta'))
+            heatmaps.append(torch.empty(shapes['heatmap_imgs'], device='meta'))
+            continue
         imgs.append(torch.rand(shapes['imgs'], generator=generator) * 255)
         heatmaps.append(torch.rand(shapes['heatmap_imgs'], generator=generator))
     api = label_api or recipe.label_api

@@ -64,27 +64,33 @@ def free_bytes(device: torch.device) -> int | None:
     return int(psutil.virtual_memory().available)
 
 
-def check_batch_fits(model: nn.Module, recipe: BatchRecipe, device: torch.device) -> None:
-    """Refuse a batch one pass of which cannot fit, naming the largest that can.
+def check_batch_fits(ctx: Any) -> None:
+    """Refuse a batch whose training pass cannot fit, naming the largest that can.
 
-    The largest pass the checks make holds ``N * V`` clips (predict with all
-    views). A model that cannot run the probe pass is not judged here: the
-    checks will say what is wrong with it.
+    The pass that holds the most is the training step: every module output of
+    its ``N`` clips is kept for the backward, at the size the value checks run
+    (:func:`~epam_guard.checks.common.value_context`). Inference passes keep
+    none of that. A model that cannot run the probe pass is not judged here:
+    the checks will say what is wrong with it.
     """
+    from .checks.common import value_context
+
+    recipe, device = value_context(ctx).recipe, ctx.device
     free = free_bytes(device)
     if free is None:
         return
     try:
-        per_clip = bytes_per_sample(model, recipe)
+        per_clip = bytes_per_sample(ctx.model, recipe)
     except Exception:  # the checks report the model's own failure, with evidence
         return
-    clips = recipe.batch_size * max(recipe.views, 1)
+    clips = recipe.batch_size
     if per_clip == 0 or clips * per_clip <= USABLE * free:
         return
-    limit = int(USABLE * free // (per_clip * max(recipe.views, 1)))
+    limit = int(USABLE * free // per_clip)
     fix = (f'use --batch-size {limit} or less' if limit >= 1 else
-           'not even one sample fits: use --size tiny or fewer --views')
+           'not even one sample fits: use --size tiny')
     raise SizeError(
         f'--batch-size {recipe.batch_size} needs about {clips * per_clip / 2**30:.1f} GiB for '
-        f'one pass of {clips} clips ({per_clip / 2**20:.0f} MiB a clip at {recipe.size} size, '
-        f'measured), but {device.type} has {free / 2**30:.1f} GiB free: {fix}')
+        f'one training step ({per_clip / 2**20:.0f} MiB a sample at {recipe.rgb_frames}x'
+        f'{recipe.crop}x{recipe.crop}, measured), but {device.type} has '
+        f'{free / 2**30:.1f} GiB free: {fix}')

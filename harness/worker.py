@@ -111,7 +111,7 @@ def session(spec: dict[str, Any], emit: Emit) -> None:
         if spec.get('command', 'check') == 'check':
             from .memory import check_batch_fits
 
-            check_batch_fits(ctx.model, ctx.recipe, ctx.device)
+            check_batch_fits(ctx)
     except Exception as exc:  # whatever the config or model raises, one line
         emit(_fatal(exc))
         return

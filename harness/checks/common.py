@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import copy
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
-from ..batch import labels_of, make_batch, preprocess
+from ..batch import labels_of, make_batch, preprocess, shrink
 from ..context import GuardContext
 from ..contract import PREDICTION_FIELDS, Rule
 from ..errors import one_line
@@ -38,6 +38,47 @@ class Pass:
         """The fine labels per clip, as the backbone should receive them in loss mode."""
         fine = torch.tensor(labels_of(self.batch), dtype=torch.long)
         return fine.repeat_interleave(self.views)
+
+
+def value_context(ctx: GuardContext) -> GuardContext:
+    """The context the value checks run on: at ``ntu`` size, the config's clip lengths
+    with space shrunk to the tiny crop.
+
+    Targets, routing, losses going down, gradients and predictions following
+    their samples do not depend on the crop, and the clip lengths are kept for
+    models that hard-code them; the full-size shapes are ``structure``'s, from
+    a shape-only pass (:func:`shape_pass`). At ``tiny`` it is ``ctx`` itself.
+    """
+    if ctx.recipe.size != 'ntu':
+        return ctx
+    return replace(ctx, recipe=shrink(ctx.recipe, keep_time=True))
+
+
+def shape_pass(ctx: GuardContext, mode: str) -> tuple[Pass, str | None]:
+    """A pass at the recipe's full size on the ``meta`` device: shapes, dtypes and routing
+    without arithmetic. Returns the pass and None, or, for a model that cannot run
+    there, a real pass and the reason it could not."""
+    key = ('meta', mode, ctx.recipe, id(ctx.model))
+    if key in ctx.passes:
+        return ctx.passes[key]
+    meta = copy.deepcopy(ctx.model).to('meta')
+    training = mode == 'loss'
+    views = 1 if training else ctx.recipe.views
+    batch = make_batch(ctx.recipe, views=views, meta=True)
+    meta.train(training)
+    try:
+        data = preprocess(meta, batch, training)
+        with torch.no_grad():
+            recorder, output, error = record(meta, lambda: meta(**data, mode=mode))
+    except Exception as exc:  # the preprocessor itself cannot run there
+        error = one_line(exc, location=False)
+    if error is None:
+        found: tuple[Pass, str | None] = (
+            Pass(mode, batch, data, views, recorder, output, None), None)
+    else:
+        found = (run_pass(ctx, mode), f'it cannot run on the meta device ({bounded(error, 160)})')
+    ctx.passes[key] = found
+    return found
 
 
 def run_pass(ctx: GuardContext, mode: str, *, batch: dict[str, Any] | None = None,

@@ -16,7 +16,7 @@ from ..context import GuardContext
 from ..contract import Rule
 from ..diagnosis import cuda_message, hard_wired_cuda
 from ..result import CheckResult, Finding
-from .common import finish
+from .common import finish, value_context
 
 
 def _fingerprint(inputs: dict[str, Any]) -> dict[str, tuple[int, tuple[int, ...], torch.Tensor]]:
@@ -42,6 +42,7 @@ def _mutations(inputs: dict[str, Any], before: dict[str, Any]) -> list[str]:
 
 def check(ctx: GuardContext) -> CheckResult:
     """Predict leaves parameters and buffers alone; no mode rewrites the caller's inputs."""
+    ctx = value_context(ctx)  # what inference changes does not depend on the crop
     model, findings = ctx.model, []
     for mode in ('predict', 'tensor', 'loss'):
         training = mode == 'loss'

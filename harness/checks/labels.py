@@ -34,6 +34,7 @@ from .common import (
     prediction_of,
     run_pass,
     score_vector,
+    value_context,
 )
 
 Targets = list[tuple[str, torch.Tensor]]
@@ -226,6 +227,7 @@ def _predictions(ctx: GuardContext, findings: list[Finding]) -> dict[str, Any]:
 def check(ctx: GuardContext) -> CheckResult:
     """Targets and predictions follow their samples; bad labels are rejected."""
     findings: list[Finding] = []
+    ctx = value_context(ctx)  # targets do not depend on the crop; clip lengths are kept
     size = max(ctx.recipe.batch_size, MIN_SAMPLES)
     sized = replace(ctx, recipe=replace(ctx.recipe, batch_size=size))
     run = run_pass(sized, 'loss')

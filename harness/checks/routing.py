@@ -11,7 +11,15 @@ from ..context import GuardContext
 from ..contract import BACKBONE_ARGUMENTS, HEAD_SIGNATURES, LABEL_NAMES, TUPLE_NAMES, Rule
 from ..describe import short, values
 from ..result import CheckResult, Finding
-from .common import Pass, coarse_of, finish, integer_targets, run_pass, same_labels
+from .common import (
+    Pass,
+    coarse_of,
+    finish,
+    integer_targets,
+    run_pass,
+    same_labels,
+    value_context,
+)
 
 
 def _head_calls(run: Pass, findings: list[Finding]) -> None:
@@ -80,6 +88,7 @@ def _label_leaks(run: Pass, findings: list[Finding]) -> None:
 def check(ctx: GuardContext) -> CheckResult:
     """Labels go to the backbone in loss mode only; the head gets no extra arguments."""
     findings: list[Finding] = []
+    ctx = value_context(ctx)  # what reaches whom does not depend on the crop
     runs = [run_pass(ctx, 'loss'), run_pass(ctx, 'predict'), run_pass(ctx, 'tensor')]
     for run in runs:
         _backbone_labels(ctx, run, findings)

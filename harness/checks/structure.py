@@ -39,7 +39,16 @@ from ..contract import (
 from ..describe import describe, short, values
 from ..errors import one_line
 from ..result import CheckResult, Finding
-from .common import Pass, evaluate, finish, prediction_of, run_pass, save_best_findings
+from .common import (
+    Pass,
+    evaluate,
+    finish,
+    prediction_of,
+    run_pass,
+    save_best_findings,
+    shape_pass,
+    value_context,
+)
 
 
 def _backbone_output(run: Pass, findings: list[Finding]) -> Any:
@@ -61,12 +70,18 @@ def _feature_shapes(ctx: GuardContext, clips: int) -> dict[str, tuple[int, ...]]
     return {'x_rgb': rgb, 'x_pose': pose, 'x_rgb1': rgb, 'x_pose1': pose}
 
 
-def check_tuple(ctx: GuardContext, run: Pass, findings: list[Finding]) -> None:
-    """The 6-tuple of CONTRACT §3 for one recorded pass."""
+def check_tuple(ctx: GuardContext, run: Pass, findings: list[Finding],
+                where: str | None = None, spatial: bool = True) -> None:
+    """The 6-tuple of CONTRACT §3 for one recorded pass (``where`` names it in findings).
+
+    ``spatial=False`` compares clips, channels and frames only: for passes at a
+    crop the config does not use, where a model that fixes its crop is right
+    to differ (the full-size shapes are checked on their own pass).
+    """
     output = _backbone_output(run, findings)
     if output is None:
         return
-    where = f'{run.mode} mode'
+    where = where or f'{run.mode} mode'
     if not isinstance(output, (tuple, list)) or len(output) != len(TUPLE_NAMES):
         arity = len(output) if isinstance(output, (tuple, list)) else 1
         findings.append(Finding(Rule.BACKBONE, f'{where}: the backbone returned {arity} value(s) '
@@ -80,14 +95,15 @@ def check_tuple(ctx: GuardContext, run: Pass, findings: list[Finding]) -> None:
             findings.append(Finding(Rule.BACKBONE,
                 f'{where}: {name} must be a float tensor, but got '
                 f'{short(value)}'))
-        elif tuple(value.shape) != expected:
+        elif tuple(value.shape)[:len(expected) - (0 if spatial else 2)] != \
+                expected[:len(expected) - (0 if spatial else 2)]:
             findings.append(Finding(Rule.BACKBONE,
                 f'{where}: {name} must have shape {expected}, but '
                 f'got {tuple(value.shape)}'))
     for alias, original in RENOVATION_OF.items():
         a, b = output[TUPLE_NAMES.index(alias)], output[TUPLE_NAMES.index(original)]
-        if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and (
-                a is b or (a.data_ptr() == b.data_ptr() and a.stride() == b.stride())):
+        if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and (a is b or (
+                not a.is_meta and a.data_ptr() == b.data_ptr() and a.stride() == b.stride())):
             findings.append(Finding(Rule.BACKBONE,
                 f'{where}: {alias} is the same tensor as {original}; '
                 'the feature-renovation loss needs distinct features'))
@@ -224,23 +240,43 @@ def check_metrics(ctx: GuardContext, predict: Pass, findings: list[Finding]) -> 
 
 
 def check(ctx: GuardContext) -> CheckResult:
-    """Backbone 6-tuple, head scores, loss keys and predictions have the contract's shape."""
+    """Backbone 6-tuple, head scores, loss keys and predictions have the contract's shape.
+
+    At ``ntu`` size the values (echoed labels, losses, the evaluator) come from
+    passes at the config's clip lengths with space shrunk, and the full-size
+    shapes from a predict pass on the ``meta`` device (no arithmetic).
+    """
     findings: list[Finding] = []
-    loss = run_pass(ctx, 'loss')
-    predict = run_pass(ctx, 'predict')
-    check_tuple(ctx, loss, findings)
-    check_tuple(ctx, predict, findings)
+    values = value_context(ctx)
+    loss = run_pass(values, 'loss')
+    predict = run_pass(values, 'predict')
+    spatial = values is ctx  # at ntu size the full-size shapes come from their own pass
+    check_tuple(values, loss, findings, spatial=spatial)
+    check_tuple(values, predict, findings, spatial=spatial)
     structure: dict[str, Any] = {
         'backbone': {run.mode: describe(run.recorder.of('backbone')[0].output)
                      if run.recorder.of('backbone') else None for run in (loss, predict)},
-        **check_head(ctx, loss, predict, findings),
+        **check_head(values, loss, predict, findings),
     }
-    metrics = check_metrics(ctx, predict, findings) if predict.error is None else {}
+    details: dict[str, Any] = {}
+    verdict = ('backbone returns the 6-tuple; head scores, losses and predictions have the '
+               'contract shape; the evaluator produces the metric save_best waits for')
+    if values is not ctx:
+        full, why = shape_pass(ctx, 'predict')
+        check_tuple(ctx, full, findings, where=f'predict mode at {ctx.recipe.size} size')
+        structure['backbone'][f'predict at {ctx.recipe.size} size'] = (
+            describe(full.recorder.of('backbone')[0].output)
+            if full.recorder.of('backbone') else None)
+        r = values.recipe
+        details['sizes'] = (f'values at {r.rgb_frames}x{r.crop}x{r.crop} RGB clips (the '
+                            f'config\'s clip lengths, space shrunk); {ctx.recipe.size}-size '
+                            'shapes ' + (f'from a real pass: {why}' if why else
+                                         'from a shape-only pass on the meta device'))
+        verdict += f'; {details["sizes"]}'
+    metrics = check_metrics(values, predict, findings) if predict.error is None else {}
     for run in (loss, predict):
         if run.error and not findings:
             findings.append(Finding(Rule.ROUTING, f'{run.mode} mode raised {run.error}'))
-    return finish('structure', findings,
-                  'backbone returns the 6-tuple; head scores, losses and predictions have the '
-                  'contract shape; the evaluator produces the metric save_best waits for',
-                  {'structure': structure, 'metrics': metrics,
+    return finish('structure', findings, verdict,
+                  {'structure': structure, 'metrics': metrics, **details,
                    'errors': {'loss': loss.error, 'predict': predict.error}})

@@ -9,6 +9,8 @@ details.
 """
 from __future__ import annotations
 
+import copy
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -29,20 +31,33 @@ class SummaryFailed(Exception):
         self.cause, self.layers, self.full = cause, layers, full
 
 
-def parameter_table(ctx: GuardContext) -> dict[str, Any]:
+def parameter_table(ctx: GuardContext, meta: bool | None = None) -> dict[str, Any]:
     """``{'parts': {name: {'params', 'trainable'}}, 'total': ..., 'mult_adds': ...}``.
 
     Parts are the recognizer's children and the backbone's children, as
     torchinfo sees them in one eval-mode, tensor-mode pass of a one-view batch.
+    At ``ntu`` size (``meta`` None) the pass runs on a copy of the model on the
+    ``meta`` device: counts need shapes only; a model that cannot run there
+    gets a real pass (``meta_error`` in the table says why).
 
     Raises:
         SummaryFailed: the pass raised inside the model.
     """
     from torchinfo import summary
 
+    meta = ctx.recipe.size == 'ntu' if meta is None else meta
+    if meta:
+        try:
+            table = parameter_table(replace(ctx, model=copy.deepcopy(ctx.model).to('meta'),
+                                            device=torch.device('meta')), meta=False)
+        except SummaryFailed as exc:
+            table = parameter_table(ctx, meta=False)
+            table['meta_error'] = str(exc)
+        return table
     model = ctx.model
     model.eval()
-    data = preprocess(model, make_batch(ctx.recipe, views=1), False)
+    data = preprocess(model, make_batch(ctx.recipe, views=1, meta=ctx.device.type == 'meta'),
+                      False)
     # Which layers ran, recorded here: torchinfo only puts them in its message.
     ran: list[str] = []
     handles = [module.register_forward_hook(lambda m, i, o, name=name: ran.append(name))

@@ -315,3 +315,24 @@ def overrides(recognizer: str | None = None, backbone: str | None = None,
 
 SEED_DEFECT = overrides('GuardTestLabelsToHeadRecognizer', 'GuardTestTwoFeatureBackbone',
                         'GuardTestPermissiveHead')
+
+
+# ------------------------------------------------------------ sizes
+@_register
+class GuardTestValueReadingBackbone(EPAMBackbone):
+    """Reads a value in forward (``float(tensor)``), so it cannot run on the meta device."""
+
+    def forward(self, imgs, heatmap_imgs, gt=None, gt_coarse=None):
+        if float(imgs.abs().sum()) < 0:  # never true: the read itself is the point
+            raise AssertionError('unreachable')
+        return super().forward(imgs, heatmap_imgs, gt, gt_coarse)
+
+
+@_register
+class GuardTestFixedCropBackbone(EPAMBackbone):
+    """Pools RGB features to 7x7 whatever the crop: right at 224, wrong at any other size."""
+
+    def forward(self, imgs, heatmap_imgs, gt=None, gt_coarse=None):
+        out = list(super().forward(imgs, heatmap_imgs, gt, gt_coarse))
+        out[0] = torch.nn.functional.adaptive_avg_pool3d(out[0], (out[0].shape[2], 7, 7))
+        return tuple(out)

@@ -23,12 +23,11 @@ def test_a_clip_costs_more_at_the_real_size_in_proportion_to_its_volume(ctx):
 
 def test_a_batch_that_fits_passes_and_one_that_does_not_names_the_limit(ctx, monkeypatch):
     per_clip = memory.bytes_per_sample(ctx.model, ctx.recipe)
-    views = ctx.recipe.views
-    monkeypatch.setattr(memory, 'free_bytes', lambda device: int(10 * per_clip * views / 0.8))
-    memory.check_batch_fits(ctx.model, replace(ctx.recipe, batch_size=10), ctx.device)
+    monkeypatch.setattr(memory, 'free_bytes', lambda device: int(10 * per_clip / 0.8) + 1)
+    memory.check_batch_fits(replace(ctx, recipe=replace(ctx.recipe, batch_size=10)))
     with pytest.raises(SizeError, match=r'--batch-size 11 needs about .* use --batch-size 10 '
                                         r'or less'):
-        memory.check_batch_fits(ctx.model, replace(ctx.recipe, batch_size=11), ctx.device)
+        memory.check_batch_fits(replace(ctx, recipe=replace(ctx.recipe, batch_size=11)))
 
 
 def test_the_probe_leaves_the_model_as_it_was(ctx):
