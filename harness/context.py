@@ -7,12 +7,9 @@ diagnosis, never a bare traceback.
 """
 from __future__ import annotations
 
-import logging
 import sys
 import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +30,7 @@ from .diagnosis import (
     where,
 )
 from .errors import ConfigError, GuardError
+from .isolation import quiet_mmengine
 from .options import parse_cfg_options
 from .referee import Hierarchy, build_hierarchy, guard_options
 
@@ -137,7 +135,12 @@ def load_config(path: Path, cfg_options: dict[str, Any] | None = None,
     except Exception as exc:  # a config is arbitrary Python, and so are its imports
         raise _config_failure(path, exc, import_paths or []) from exc
     if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+        try:
+            cfg.merge_from_dict(cfg_options)
+        except Exception as exc:  # a key that is not there, or not a dict: one line
+            reason = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+            raise ConfigError(f'--cfg-options cannot be applied to {path}: '
+                              f'{reason.splitlines()[0]}') from exc
         if any(key.split('.')[0] == 'custom_imports' for key in cfg_options):
             _import_custom_modules(cfg, path, import_paths or [])
     if 'model' not in cfg or not isinstance(cfg.model, dict):
@@ -221,20 +224,6 @@ def make_mmaction_importable() -> None:
         except Exception as exc:
             root = mmaction_root()
             raise diagnose(exc, f'mmaction cannot be imported (from {root})') from exc
-
-
-@contextmanager
-def quiet_mmengine(level: int = logging.WARNING) -> Iterator[None]:
-    """Hide MMEngine's per-parameter init reports; warnings still show."""
-    from mmengine.logging import MMLogger
-
-    logger = MMLogger.get_current_instance()
-    previous = logger.level
-    logger.setLevel(level)
-    try:
-        yield
-    finally:
-        logger.setLevel(previous)
 
 
 def build_model(cfg: Config, device: torch.device) -> nn.Module:

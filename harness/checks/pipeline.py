@@ -37,10 +37,11 @@ import torch
 
 from ..batch import POSE_STRIDE, RGB_STRIDE, pipeline_of, read_label, step_of
 from ..context import GuardContext
-from ..contract import Rule
+from ..contract import PREDICTION_FIELDS, Rule
 from ..isolation import cpu_math, mmengine_instances, quiet_console
 from ..result import CheckResult, Finding, conclude
 from ._launch import LOADERS, expected_views, located, shape, synthetic_config
+from .common import prediction_of
 
 MODALITIES = ('imgs', 'heatmap_imgs')
 #: Samples per batch: enough to collate, few enough for NTU-size passes on a CPU.
@@ -244,9 +245,10 @@ def model_pass(ctx: GuardContext, split: str, data: dict[str, Any]) -> list[Find
     if mode == 'predict':
         count = len(data['data_samples'])
         if not isinstance(output, (list, tuple)) or len(output) != count or not all(
-                'pred_score' in sample for sample in output):
+                prediction_of(sample)[0] for sample in output):
             return [Finding(Rule.HEAD, f'{where}: predict must return {count} data samples with a '
-                                       f'pred_score, but returned {type(output).__name__}')]
+                                       f'{" or ".join(PREDICTION_FIELDS)}, but returned '
+                                       f'{type(output).__name__}')]
     return []
 
 

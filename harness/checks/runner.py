@@ -37,7 +37,6 @@ pair, not the config or the model. MMEngine's process-wide state is put back
 """
 from __future__ import annotations
 
-import difflib
 import tempfile
 import time
 from pathlib import Path
@@ -53,6 +52,7 @@ from ..isolation import cpu_math, preserved_state
 from ..result import CheckResult, Finding, conclude
 from ._launch import LOADERS, located, synthetic_config
 from ._outputs import named_folders, redirect_outputs, watched_writes
+from .common import closest
 
 SHOWN = 6
 
@@ -148,9 +148,9 @@ def metric_findings(save_best: list[str] | None, metrics: dict[str, Any] | None)
     produced = list(metrics)
     shown = ', '.join(produced[:SHOWN]) + (f', ... {len(produced) - SHOWN} more'
                                            if len(produced) > SHOWN else '')
-    close = difflib.get_close_matches(missing[0], produced, n=1)
+    close = closest(missing[0], produced)
     fix = (f'set default_hooks.checkpoint.save_best to a produced key ('
-           f'{"did you mean" if close else "e.g."} {(close or produced)[0]!r}?)' if produced
+           f'{"did you mean" if close else "e.g."} {close or produced[0]!r}?)' if produced
            else "make validation produce it (val_evaluator, the head's predict)")
     return [Finding(Rule.HEAD,
         f'CheckpointHook(save_best={missing[0]!r}) waits for a metric '
