@@ -112,11 +112,14 @@ class Board:
             with contextlib.suppress(Exception):
                 self.store.set(f'{STORE_PREFIX}phase/{self.rank}', phase)
 
-    def post(self, payload: dict[str, Any]) -> None:
+    def post(self, payload: dict[str, Any], partial: bool = False) -> None:
+        """This rank's results: ``partial`` ones (the contract checks) stand in if it never
+        posts its final ones."""
         import json
 
+        kind = 'partial' if partial else 'payload'
         if self.store is not None:
-            self.store.set(f'{STORE_PREFIX}payload/{self.rank}', json.dumps(payload, default=str))
+            self.store.set(f'{STORE_PREFIX}{kind}/{self.rank}', json.dumps(payload, default=str))
 
     def phases(self, world_size: int) -> dict[int, str]:
         """Every rank's last phase (``not started`` for one that never posted)."""
@@ -124,7 +127,8 @@ class Board:
                 for rank in range(world_size)}
 
     def collect(self, ranks: range | list[int], timeout: float) -> dict[int, dict[str, Any]]:
-        """The payloads of ``ranks`` posted within ``timeout`` seconds, by rank."""
+        """The final payloads of ``ranks`` posted within ``timeout`` seconds (else their
+        partial ones, marked ``partial``), by rank."""
         import json
 
         deadline = time.monotonic() + timeout
@@ -136,8 +140,13 @@ class Board:
                     if text is not None:
                         found[rank] = json.loads(text)
             if len(found) == len(ranks) or time.monotonic() > deadline:
-                return found
+                break
             time.sleep(0.2)
+        for rank in ranks:  # those that never finished: what they posted before, if anything
+            text = None if rank in found else self._get(f'{STORE_PREFIX}partial/{rank}')
+            if text is not None:
+                found[rank] = {**json.loads(text), 'partial': True}
+        return found
 
 
 def contract_checks(settings: Any, names: list[str], device: Any) -> tuple[list[dict], Any]:
@@ -346,8 +355,8 @@ def run(settings: Any, names: list[str], json_path: Path | None = None,
     payloads: dict[int, dict[str, Any]] = {}
     reason: str | None = None
     try:
-        payload.update(take_part(settings, names, launcher, rank, local_rank, world_size,
-                                 timeout, board))
+        payload.update(take_part(settings, names, launcher, payload, world_size, timeout,
+                                 board))
         board.phase('done')
         board.post(payload)
         if rank == 0 or not failed(payload):
@@ -373,11 +382,17 @@ def run(settings: Any, names: list[str], json_path: Path | None = None,
     return code
 
 
-def take_part(settings: Any, names: list[str], launcher: str, rank: int, local_rank: int,
+def take_part(settings: Any, names: list[str], launcher: str, identity: dict[str, Any],
               world_size: int, timeout: float, board: Board) -> dict[str, Any]:
-    """This rank's part: join the job, the contract checks, the training run; its results."""
+    """This rank's part: join the job, the contract checks, the training run; its results.
+
+    The contract checks' results are posted as soon as they are known (marked
+    ``partial``), so a rank stopped during training still has them reported.
+    """
     from .context import load_config
     from .rank import cuda_device, distribute, init_process_group, name_unused_parameters
+
+    rank, local_rank = identity['rank'], identity['local_rank']
 
     device = cuda_device(local_rank)
     part: dict[str, Any] = {'device': str(device)}
@@ -398,6 +413,7 @@ def take_part(settings: Any, names: list[str], launcher: str, rank: int, local_r
         from .errors import one_line
 
         part['fatal'] = one_line(exc)
+    board.post({**identity, **part}, partial=True)
     if any(name in REPLACED for name in names) and ctx is not None:
         with tempfile.TemporaryDirectory(prefix=f'epam-guard-rank{rank}-') as folder:
             cfg, part['swaps'] = training_config(ctx, Path(folder), launcher, device,
@@ -423,13 +439,15 @@ def report(rank: int, world_size: int, names: list[str], payloads: dict[int, dic
            json_path: Path | None, junit_path: Path | None) -> int:
     """Rank 0 prints and writes the report; every rank returns the status it implies."""
     present = [payloads[r] for r in sorted(payloads)]
+    final = [p for p in present if not p.get('partial')]
     # A rank stopped by the launcher reports the others, not its own unfinished part.
-    missing = [r for r in range(world_size) if r not in payloads and not (reason and r == rank)]
+    missing = [r for r in range(world_size) if (r not in payloads or payloads[r].get('partial'))
+               and not (reason and r == rank)]
     results = merge(present, names) if present else []
     if missing:  # before the training row: a missing rank is why the others failed there
         results.append(lost_result(missing, board.phases(world_size), reason))
-    if present and any(name in REPLACED for name in names):
-        results.append(training_result(present, launcher))
+    if final and any(name in REPLACED for name in names):
+        results.append(training_result(final, launcher))
     code = EXIT_FAILED if any(r['status'] in ('fail', 'error') for r in results) else EXIT_OK
     if rank == 0:
         header = (f'  launcher={launcher}  world size {world_size}  '
