@@ -311,13 +311,13 @@ def resolve_label_api(requested: str | None, cfg: Config) -> str:
     return requested
 
 
-def build_context(settings: GuardSettings) -> GuardContext:
+def build_context(settings: GuardSettings, fit: bool = True) -> GuardContext:
     """Load, validate sizes (before any forward pass), build and seed.
 
-    At ``tiny`` size one loss pass is tried first (the checks reuse it); when it
-    fails inside the model while the config's real clip lengths work, the
-    context keeps those clip lengths (shrinking space only) and says so in
-    ``size_note``.
+    At ``tiny`` size (and with ``fit``) one loss pass is tried first (the checks
+    reuse it); when it fails inside the model while the config's real clip
+    lengths work, the context keeps those clip lengths (shrinking space only)
+    and says so in ``size_note``.
     """
     start = time.perf_counter()
     device = resolve_device(settings.device)
@@ -332,7 +332,7 @@ def build_context(settings: GuardSettings) -> GuardContext:
     built = time.perf_counter()
     ctx = GuardContext(settings, cfg, model, device, recipe, hierarchy,
                        {'config': loaded - start, 'build': built - loaded})
-    if settings.size == 'tiny':
+    if settings.size == 'tiny' and fit:
         fit_clip_lengths(ctx)
         ctx.timings['fit'] = time.perf_counter() - built
     return ctx

@@ -273,9 +273,29 @@ class Supervisor:
         while True:
             finished = self._run_child(remaining, attempt)
             attempt += 1
+            if self._retry_without_probe():
+                continue
             if finished or self.outcome.fatal is not None or not remaining:
                 return self.outcome
             self.outcome.restarts += 1
+            # The next process takes the sizes this one settled on, without probing again.
+            header = self.outcome.header or {}
+            self.spec.update(fit=False, recipe=header.get('recipe'),
+                             size_note=header.get('size_note'))
+
+    def _retry_without_probe(self) -> bool:
+        """A process that died in the size probe (a loss pass before the first check)
+        is started once more without it: each check then shows what the model does."""
+        fatal = self.outcome.fatal
+        if fatal is None or not fatal.get('crashed') or self.outcome.header is not None \
+                or self.spec.get('fit') is False or self.spec.get('command') != 'check':
+            return False
+        self.outcome.fatal = None
+        self.outcome.restarts += 1
+        self.spec.update(fit=False, size_note=(
+            f'the size probe (a loss pass before the first check) stopped the model process: '
+            f'{fatal["message"]}; checking at the asked size'))
+        return True
 
     def _emit(self, event: Event) -> None:
         self.on_event(event)
@@ -346,10 +366,11 @@ class Supervisor:
                 details: dict[str, Any]) -> None:
         if running is None:
             # Before the first check: nothing was built, so no check can run.
-            self.outcome.fatal = {'event': 'fatal', 'exit': 1, 'rule': None,
+            self.outcome.fatal = {'event': 'fatal', 'exit': 1, 'rule': None, 'crashed': True,
                                   'message': f'the model process {verdict} while loading the '
                                              'config and building the model', **details}
-            self._emit(self.outcome.fatal)
+            if self.spec.get('fit') is False or self.spec.get('command') != 'check':
+                self._emit(self.outcome.fatal)  # no retry follows: this is the report
             return
         remaining.remove(running)
         result = {'name': running, 'status': 'error', 'verdict': verdict, 'findings': [],

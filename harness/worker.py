@@ -97,7 +97,9 @@ def _summary_text(ctx: Any) -> str:
 def session(spec: dict[str, Any], emit: Emit) -> None:
     """Build the context ``spec`` describes and run its command, reporting through ``emit``.
 
-    ``spec``: ``{'command': 'check'|'trace'|'summary', 'settings': {...}, 'checks': [...]}``.
+    ``spec``: ``{'command': 'check'|'trace'|'summary', 'settings': {...}, 'checks': [...]}``,
+    and from a supervisor restarting a run: ``fit`` (False: no size probe),
+    ``recipe`` and ``size_note`` (what the first process decided).
     """
     start = time.perf_counter()
     try:
@@ -107,7 +109,13 @@ def session(spec: dict[str, Any], emit: Emit) -> None:
         from .engine import run_check
 
         imports = time.perf_counter() - start
-        ctx = build_context(settings_from(spec['settings']))
+        ctx = build_context(settings_from(spec['settings']), fit=spec.get('fit', True))
+        if spec.get('recipe'):  # decided by an earlier process of the same run
+            from .batch import BatchRecipe
+
+            ctx.recipe = BatchRecipe(**spec['recipe'])
+        if spec.get('size_note'):
+            ctx.size_note = spec['size_note']
         if spec.get('command', 'check') == 'check':
             from .memory import check_batch_fits
 

@@ -274,9 +274,16 @@ def check(ctx: GuardContext) -> CheckResult:
                                          'from a shape-only pass on the meta device'))
         verdict += f'; {details["sizes"]}'
     metrics = check_metrics(values, predict, findings) if predict.error is None else {}
+    # A pass that raised before the backbone returned explains every missing piece after
+    # it: say it first. One that raised later follows from the findings above, if any.
+    first, last = [], []
     for run in (loss, predict):
-        if run.error and not findings:
-            findings.append(Finding(Rule.ROUTING, f'{run.mode} mode raised {run.error}'))
-    return finish('structure', findings, verdict,
+        if run.error:
+            calls = run.recorder.of('backbone')
+            returned = bool(calls) and calls[0].error is None
+            where = first if not returned else last if not findings else None
+            if where is not None:
+                where.append(Finding(Rule.ROUTING, f'{run.mode} mode raised {run.error}'))
+    return finish('structure', first + findings + last, verdict,
                   {'structure': structure, 'metrics': metrics, **details,
                    'errors': {'loss': loss.error, 'predict': predict.error}})
