@@ -1,4 +1,7 @@
-"""The CLI's own logic, without a model: rendering, exit statuses, reports, argument errors."""
+"""The CLI's own logic, without a model: rendering, exit statuses, reports, argument errors.
+
+(Named apart from ``tests/harness/test_cli.py``, which drives the CLI on the real model.)
+"""
 from __future__ import annotations
 
 import io
