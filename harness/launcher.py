@@ -41,7 +41,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .checks import CHECKS, FAST
 from .contract import Rule
 from .lifeline import die_with_parent
 from .result import Finding, conclude
@@ -150,11 +149,11 @@ class Board:
 
 
 def contract_checks(settings: Any, names: list[str], device: Any) -> tuple[list[dict], Any]:
-    """The fast checks among ``names`` on this rank's device; their results and the context."""
+    """``names`` but ``runner`` and ``ddp`` on this rank's device; their results and context."""
     from .context import build_context
     from .engine import run_checks
 
-    selected = [name for name in names if CHECKS[name].tier == FAST]
+    selected = [name for name in names if name not in REPLACED]
     local = replace(settings, device=str(device))
     ctx = build_context(local)
     return [r.to_json() for r in run_checks(ctx, selected)], ctx
@@ -216,7 +215,7 @@ def train(cfg: Any, rank: int, device: Any, board: Board) -> dict[str, Any]:
 def merge(payloads: list[dict[str, Any]], names: list[str]) -> list[dict[str, Any]]:
     """One result per check over all ranks: it passes only where it passed on every rank."""
     results = []
-    for name in [n for n in names if CHECKS[n].tier == FAST]:
+    for name in [n for n in names if n not in REPLACED]:
         per_rank = [(p['rank'], next((r for r in p.get('results', []) if r['name'] == name),
                                      None)) for p in payloads]
         bad = [(rank, r) for rank, r in per_rank if r is None or r['status'] != 'pass']
@@ -326,8 +325,8 @@ def run(settings: Any, names: list[str], json_path: Path | None = None,
     Args:
         settings: the run's ``GuardSettings`` (``launcher`` read from it when set, else
             inferred from the environment as MMEngine does).
-        names: the selected checks; fast ones run on every rank, ``runner`` and
-            ``ddp`` are replaced by the job-wide training run.
+        names: the selected checks; each runs on every rank, except ``runner`` and
+            ``ddp``, which the job-wide training run replaces.
         json_path, junit_path: where rank 0 writes the machine-readable reports.
 
     Returns:
