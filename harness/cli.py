@@ -245,8 +245,10 @@ def cmd_check(args: argparse.Namespace, console: Console, started: float) -> int
     names = select_checks(args.only, args.skip, args.tier)
     config = _resolve_config(args)
     settings = {**_settings(args), 'config': config}
-    console.line(f'epam-guard check {config}  tier={args.tier} size={args.size} '
-                 f'device={args.device} launcher={args.launcher}')
+    rank = os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0'))
+    if args.launcher == 'none' or rank == '0':  # one header for a whole job
+        console.line(f'epam-guard check {config}  tier={args.tier} size={args.size} '
+                     f'device={args.device} launcher={args.launcher}')
     if args.launcher != 'none':
         from .launcher import run as run_launched
         from .worker import settings_from

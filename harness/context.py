@@ -73,6 +73,8 @@ class GuardSettings:
     hierarchy: str | None = None
     seed: int = 0
     timeout: float = 300.0
+    #: none, or pytorch / slurm when the guard runs as one rank of a job (MMEngine's names).
+    launcher: str = 'none'
     only: list[str] = field(default_factory=list)
     skip: list[str] = field(default_factory=list)
 
@@ -96,6 +98,7 @@ class GuardSettings:
             hierarchy=get('hierarchy'),
             seed=get('seed'),
             timeout=get('timeout'),
+            launcher=get('launcher') or 'none',
             only=list(get('only') or []),
             skip=list(get('skip') or []),
         )

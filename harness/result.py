@@ -84,7 +84,7 @@ class CheckResult:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CheckResult:
         """The inverse of :meth:`to_json` (results cross process boundaries as JSON)."""
-        findings = [Finding(f.get('section') or _section(f['rule']), f['message'])
+        findings = [Finding(rule(f.get('section') or _section(f['rule'])), f['message'])
                     for f in data.get('findings', [])]
         return cls(data['name'], Status(data['status']), data['verdict'], findings,
                    dict(data.get('details') or {}), float(data.get('seconds', 0.0)),

@@ -39,7 +39,7 @@ class CheckSpec:
     @property
     def function(self) -> Callable[[Any], Any]:
         """The check function (imports its module, and torch, on first use)."""
-        return importlib.import_module(self.module).check  # type: ignore[no-any-return]
+        return importlib.import_module(self.module).check
 
     def __call__(self, ctx: Any) -> Any:
         return self.function(ctx)
@@ -69,8 +69,10 @@ CHECKS: dict[str, CheckSpec] = {spec.name: spec for spec in (
               "a real MMEngine Runner from the config trains, validates, checkpoints, and "
               'writes nothing outside its temporary folder'),
     CheckSpec('ddp', (Rule.STATE,), LAUNCH,
-              'ranks started by torch.distributed.run train through the config\'s Runner '
-              'under its DDP wrapper and agree'),
+              "two ranks started by torch.distributed.run's agent train the config's own "
+              'Runner under its DDP wrapper; passes only when every rank logged every '
+              'iteration; a rank that dies is named; parameters without a gradient are named '
+              'by module, with the fix'),
 )}
 
 

@@ -276,7 +276,8 @@ def check(ctx: GuardContext) -> CheckResult:
     metrics = check_metrics(values, predict, findings) if predict.error is None else {}
     # A pass that raised before the backbone returned explains every missing piece after
     # it: say it first. One that raised later follows from the findings above, if any.
-    first, last = [], []
+    first: list[Finding] = []
+    last: list[Finding] = []
     for run in (loss, predict):
         if run.error:
             calls = run.recorder.of('backbone')
