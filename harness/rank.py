@@ -22,7 +22,6 @@ import contextlib
 import copy
 import os
 import re
-import sys
 import time
 from typing import Any, Callable
 
@@ -280,15 +279,13 @@ def prepare_process(import_paths: list[str], threads: int | None = 1) -> None:
     """Import paths first, MMAction2 importable, one intra-op thread with denormals flushed.
 
     One thread per rank: the ranks share the machine's cores. Denormals are
-    flushed for the reason :func:`epam_guard.checks._launch.cpu_math` gives.
+    flushed for the reason :func:`epam_guard.isolation.cpu_math` gives.
     """
     import torch
 
-    for folder in reversed(import_paths):
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
-    from .context import make_mmaction_importable
+    from .context import make_mmaction_importable, use_import_paths
 
+    use_import_paths(import_paths)  # first, and a stale mmaction is refused here too
     make_mmaction_importable()
     if threads is not None:
         torch.set_num_threads(threads)
