@@ -44,7 +44,7 @@ def test_cuda_without_a_gpu(capsys):
     torch = pytest.importorskip('torch')
     if torch.cuda.is_available():
         pytest.skip('a CUDA device is visible here')
-    assert main(['check', '--device', 'cuda']) == EXIT_UNUSABLE
+    assert main(['check', '--in-process', '--device', 'cuda']) == EXIT_UNUSABLE
     assert 'no CUDA device is visible' in capsys.readouterr().err
 
 
@@ -56,7 +56,7 @@ def test_bad_cfg_option(capsys):
 def test_failed_check_exits_1(capsys, tmp_path):
     # lr=0: the optimizer step cannot lower the loss, so train_step must fail.
     junit = tmp_path / 'junit.xml'
-    code = main(['check', '--batch-size', '2', '--only', 'train_step', '--junit', str(junit),
+    code = main(['check', '--in-process', '--batch-size', '2', '--only', 'train_step', '--junit', str(junit),
                  '--cfg-options', 'optim_wrapper.optimizer.lr=0.0'])
     assert code == EXIT_FAILED
     assert 'FAIL  train_step' in capsys.readouterr().out
@@ -65,7 +65,7 @@ def test_failed_check_exits_1(capsys, tmp_path):
 
 
 def test_trace_shows_where_the_labels_go(capsys):
-    assert main(['trace', '--batch-size', '2']) == EXIT_OK
+    assert main(['trace', '--in-process', '--batch-size', '2']) == EXIT_OK
     printed = capsys.readouterr().out
     loss, predict = printed.split('\n\npredict mode')
     assert 'backbone.forward(' in loss and 'gt=[0, 23] (int64, cpu)  <- labels' in loss
@@ -75,7 +75,7 @@ def test_trace_shows_where_the_labels_go(capsys):
 
 
 def test_summary_prints_parts(capsys):
-    assert main(['summary']) == EXIT_OK
+    assert main(['summary', '--in-process']) == EXIT_OK
     printed = capsys.readouterr().out
     for part in ('backbone.rgb_stream', 'backbone.pose_stream', 'cls_head', 'total'):
         assert part in printed
@@ -90,7 +90,7 @@ def test_default_config_is_packaged():
 
 def test_labels_carried_the_mmaction_1_0_way(capsys):
     # gt_labels.item (MMAction2 1.0/1.1 forks) instead of gt_label (1.2).
-    assert main(['check', '--batch-size', '2', '--only', 'routing,labels',
+    assert main(['check', '--in-process', '--batch-size', '2', '--only', 'routing,labels',
                  '--label-api', 'gt_labels']) == EXIT_OK
     assert '2 passed, 0 failed' in capsys.readouterr().out
 

@@ -66,7 +66,7 @@ def test_heatmap_channels_that_do_not_match_the_backbone(capsys):
 
 
 def test_head_channels_that_do_not_match_the_backbone(capsys):
-    code = main(['check', '--batch-size', '2', '--only', 'structure',
+    code = main(['check', '--in-process', '--batch-size', '2', '--only', 'structure',
                  '--cfg-options', 'model.cls_head.in_channels=[2048,512]'])
     assert code == EXIT_FAILED
     printed = capsys.readouterr().out
@@ -94,12 +94,12 @@ def test_batch_size_zero(capsys):
 
 
 def test_batch_of_one_passes(capsys):
-    assert main(['check', '--batch-size', '1', '--only', 'structure,routing,train_step']) \
+    assert main(['check', '--in-process', '--batch-size', '1', '--only', 'structure,routing,train_step']) \
         == EXIT_OK
 
 
 def test_inf_in_the_inputs_is_traced_to_the_preprocessor(capsys):
-    code = main(['check', '--batch-size', '2', '--only', 'train_step', '--cfg-options',
+    code = main(['check', '--in-process', '--batch-size', '2', '--only', 'train_step', '--cfg-options',
                  'model.data_preprocessor.preprocessors.imgs.std=[0,0,0]'])
     assert code == EXIT_FAILED
     assert "inputs['imgs'] already holds Inf after the data preprocessor" in \

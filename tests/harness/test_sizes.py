@@ -2,6 +2,7 @@
 config's clip lengths with space shrunk."""
 from __future__ import annotations
 
+import pytest
 from guard_variants import SEED_DEFECT, overrides
 
 from epam_guard.checks import CHECKS
@@ -18,6 +19,7 @@ def test_value_checks_keep_the_clip_lengths_and_shrink_space(make_context):
     assert value_context(make_context()) is not None
 
 
+@pytest.mark.slow
 def test_structure_at_ntu_reads_full_size_shapes_from_a_meta_pass(make_context):
     result = run_check(make_context(size='ntu'), 'structure', CHECKS['structure'])
     assert result.status is Status.PASS, result.verdict
@@ -26,6 +28,7 @@ def test_structure_at_ntu_reads_full_size_shapes_from_a_meta_pass(make_context):
     assert backbone[0]['shape'] == [2 * 5, 432, 16, 7, 7]  # N*V clips, input/32 spatially
 
 
+@pytest.mark.slow
 def test_the_seed_defect_is_caught_at_ntu_size(make_context):
     result = run_check(make_context(SEED_DEFECT, size='ntu'), 'structure', CHECKS['structure'])
     assert result.status is Status.FAIL
@@ -33,6 +36,7 @@ def test_the_seed_defect_is_caught_at_ntu_size(make_context):
     assert 'predict mode at ntu size: the backbone returned 2 value(s)' in messages
 
 
+@pytest.mark.slow
 def test_a_model_that_fixes_its_crop_is_judged_at_the_configs_crop(make_context):
     fixed = overrides(backbone='GuardTestFixedCropBackbone')
     at_ntu = run_check(make_context(fixed, size='ntu'), 'structure', CHECKS['structure'])

@@ -48,7 +48,7 @@ def test_the_json_report_says_what_ran_where(tmp_path):
     _, _, report = conclude(tmp_path, [result('structure')], header=header)
     assert report['device'] == 'cpu'
     assert set(report['versions']) >= {'torch', 'mmengine', 'mmaction', 'mmcv', 'epam-guard'}
-    assert report['command'].startswith(('pytest', 'python', '__main__'))
+    assert report['command'].split()[0]  # how this run was started, as typed
     assert report['exit_status'] == EXIT_OK
     assert set(report['timings']) >= {'imports', 'checks', 'total'}
 
