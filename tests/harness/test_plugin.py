@@ -14,9 +14,10 @@ def heavy_imported():
     modules first imported inside them, and torch cannot be imported twice (nor can
     MMAction2 register its models twice). Request it before ``pytester``, which
     drops at teardown what was imported after it was set up."""
+    import syrupy.extensions.json  # noqa: F401
+
     import epam_guard.engine  # noqa: F401
     import epam_guard.snapshot  # noqa: F401
-    import syrupy.extensions.json  # noqa: F401
     from epam_guard.context import make_mmaction_importable
 
     make_mmaction_importable()

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from mmengine.config import ConfigDict
+
 from epam_guard.batch import (
     BatchRecipe,
     labels_of,
@@ -17,7 +19,6 @@ from epam_guard.batch import (
     synthetic_labels,
 )
 from epam_guard.errors import SizeError
-from mmengine.config import ConfigDict
 
 
 def config(rgb: int = 16, pose: int = 48, crop: int = 224, scaling: float = 0.25,

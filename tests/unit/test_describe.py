@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+
 from epam_guard.describe import (
     MAX_ITEMS,
     SampleView,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 import pytest
+
 from epam_guard.options import (
     OPTIONS,
     add_options,

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
+
 from epam_guard.describe import SampleView
 from epam_guard.recording import Call, CallRecorder, _bind, default_targets, record
-from torch import nn
 
 
 class CrossLoss(nn.Module):

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import torch
-from epam_guard import state
 from torch import nn
+
+from epam_guard import state
 
 
 class Tiny(nn.Module):

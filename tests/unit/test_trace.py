@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
+
 from epam_guard.recording import CallRecorder, record
 from epam_guard.trace import MAX_ELEMENTS, format_call
-from torch import nn
 
 FINE = torch.tensor([0, 23])
 COARSE = torch.tensor([0, 2])
