@@ -6,6 +6,7 @@ import traceback
 from pathlib import Path
 
 import pytest
+
 from epam_guard.checks import runner
 from epam_guard.checks._launch import located
 from epam_guard.supervisor import is_library
