@@ -11,9 +11,10 @@ import subprocess
 import sys
 import textwrap
 
+from mmengine.config import Config
+
 from epam_guard.checks import _outputs
 from epam_guard.checks._outputs import named_folders, redirect_outputs, watched_writes
-from mmengine.config import Config
 
 
 def user_config() -> Config:
