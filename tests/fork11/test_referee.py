@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 import torch
+from mmengine.config import Config
+
 from epam_guard.errors import ConfigError
 from epam_guard.referee import NTU60_GROUPS, build_hierarchy
-from mmengine.config import Config
 
 REFERENCE_TABLE = Path(__file__).resolve().parents[2] / 'epam' / 'hierarchy.py'
 SIX = [0, 0, 1, 1, 1, 2]
