@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 from argparse import Namespace
 
 import pytest
+
 from epam_guard.checks import CHECKS
 from epam_guard.cli import EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE, Console, _conclude, main
 from epam_guard.supervisor import Outcome
