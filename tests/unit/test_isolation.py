@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from epam_guard import isolation
 from mmengine.logging import MessageHub, MMLogger
 from mmengine.utils import ManagerMixin
+
+from epam_guard import isolation
 
 
 class Boom(Exception):
