@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+
 from epam_guard import memory
 from epam_guard.context import GuardSettings, build_context
 from epam_guard.errors import SizeError
