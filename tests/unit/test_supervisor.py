@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+
 from epam_guard.supervisor import (
     Interrupted,
     Supervisor,
