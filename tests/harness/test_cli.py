@@ -56,8 +56,8 @@ def test_bad_cfg_option(capsys):
 def test_failed_check_exits_1(capsys, tmp_path):
     # lr=0: the optimizer step cannot lower the loss, so train_step must fail.
     junit = tmp_path / 'junit.xml'
-    code = main(['check', '--in-process', '--batch-size', '2', '--only', 'train_step', '--junit', str(junit),
-                 '--cfg-options', 'optim_wrapper.optimizer.lr=0.0'])
+    code = main(['check', '--in-process', '--batch-size', '2', '--only', 'train_step',
+                 '--junit', str(junit), '--cfg-options', 'optim_wrapper.optimizer.lr=0.0'])
     assert code == EXIT_FAILED
     assert 'FAIL  train_step' in capsys.readouterr().out
     failure = ElementTree.parse(junit).getroot().find('testcase/failure')
