@@ -11,10 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from guard_variants import overrides
+
 from epam_guard.cli import EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE, main
 from epam_guard.engine import run_checks
 from epam_guard.result import Status
-from guard_variants import overrides
 
 POSE_SAMPLER = 'train_dataloader.dataset.pipeline.0.clip_len.Pose'
 
@@ -94,13 +95,13 @@ def test_batch_size_zero(capsys):
 
 
 def test_batch_of_one_passes(capsys):
-    assert main(['check', '--in-process', '--batch-size', '1', '--only', 'structure,routing,train_step']) \
-        == EXIT_OK
+    assert main(['check', '--in-process', '--batch-size', '1',
+                 '--only', 'structure,routing,train_step']) == EXIT_OK
 
 
 def test_inf_in_the_inputs_is_traced_to_the_preprocessor(capsys):
-    code = main(['check', '--in-process', '--batch-size', '2', '--only', 'train_step', '--cfg-options',
-                 'model.data_preprocessor.preprocessors.imgs.std=[0,0,0]'])
+    code = main(['check', '--in-process', '--batch-size', '2', '--only', 'train_step',
+                 '--cfg-options', 'model.data_preprocessor.preprocessors.imgs.std=[0,0,0]'])
     assert code == EXIT_FAILED
     assert "inputs['imgs'] already holds Inf after the data preprocessor" in \
         capsys.readouterr().out
@@ -243,6 +244,7 @@ def test_numpy_1_idiom_on_numpy_2_says_the_code_wants_numpy_1(capsys, tmp_path):
 def test_fork_mmaction_after_another_mmaction_is_refused_plainly(tmp_path, monkeypatch):
     # In process (pytest, the plugin) the first mmaction imported stays: say so.
     import mmaction  # noqa: F401
+
     from epam_guard.context import load_config
     from epam_guard.errors import ConfigError
 
