@@ -112,6 +112,7 @@ def floor_worker(path: Path, scenario: str) -> None:
     tier, size = scenario.split('-')
     start = time.perf_counter()
     import torch  # noqa: F401  (timed as the guard's worker times its imports)
+
     from epam_guard.checks import CHECKS, names_in
     from epam_guard.context import build_context
     from epam_guard.engine import run_check
