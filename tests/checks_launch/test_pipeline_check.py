@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import pytest
+from launch_variants import steps
+from mmengine.registry import DefaultScope
+
 from epam_guard.checks import pipeline
 from epam_guard.engine import run_check
 from epam_guard.isolation import manager_instances, mmengine_instances
 from epam_guard.result import Status
-from launch_variants import steps
-from mmengine.registry import DefaultScope
 
 
 def failing(ctx):
