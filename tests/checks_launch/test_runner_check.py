@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 import pytest
-from epam_guard.checks import runner
-from epam_guard.engine import run_check
-from epam_guard.isolation import manager_instances as managers
-from epam_guard.result import Status
 from launch_variants import (
     REFUSAL_LINE,
     LaunchTestNotesHook,
     LaunchTestTrainRefusingBackbone,
     shrink,
 )
+
+from epam_guard.checks import runner
+from epam_guard.engine import run_check
+from epam_guard.isolation import manager_instances as managers
+from epam_guard.result import Status
 
 
 @pytest.mark.slow
