@@ -46,7 +46,8 @@ def main() -> None:
     shapes = ctx.recipe.shapes()
     print(f'forward+backward, batch {args.batch_size}, imgs {shapes["imgs"]} + heatmap_imgs '
           f'{shapes["heatmap_imgs"]} per sample, torch threads {torch.get_num_threads()}')
-    print(f'  runs {", ".join(f"{t:.2f}" for t in times)} s; median {statistics.median(times):.2f} s')
+    runs = ', '.join(f'{t:.2f}' for t in times)
+    print(f'  runs {runs} s; median {statistics.median(times):.2f} s')
 
 
 if __name__ == '__main__':
