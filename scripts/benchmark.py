@@ -250,7 +250,9 @@ def measure_scenario(scenario: str, args: argparse.Namespace) -> dict[str, Any]:
                              'floor': spread([covered(f, True) for f in floors])}
     rows['wall (outside)'] = {'guard': spread([g['wall'] for g in guards]), 'floor': None}
     rows['first line'] = {'guard': spread([g['first_line'] for g in guards]), 'floor': None}
-    ratio = rows['covered total']['guard'][0] / rows['covered total']['floor'][0]
+    guard_total, floor_total = rows['covered total']['guard'], rows['covered total']['floor']
+    assert guard_total is not None and floor_total is not None
+    ratio = guard_total[0] / floor_total[0]
     return {'rows': rows, 'fast': fast, 'ratio': ratio, 'guard_runs': guards,
             'floor_runs': floors}
 
