@@ -29,7 +29,8 @@ def test_types_build_the_named_parts() -> None:
     spatial = build_pose_attention(dict(type='spatial', kernel_size=3))
     temporal = build_pose_attention(dict(type='temporal'))
     assert both.spatial_conv is not None and both.temporal_conv is not None
-    assert spatial.temporal_conv is None and spatial.spatial_conv.kernel_size == (1, 3, 3)
+    assert spatial.temporal_conv is None and spatial.spatial_conv is not None
+    assert spatial.spatial_conv.kernel_size == (1, 3, 3)
     assert temporal.spatial_conv is None
 
 
