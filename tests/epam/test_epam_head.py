@@ -24,6 +24,8 @@ HIERARCHY = LabelHierarchy.build(None)
 class RecordingFeats(tuple):
     """The backbone's 6-tuple, remembering which indices were read."""
 
+    read: set
+
     def __new__(cls, items):
         obj = super().__new__(cls, items)
         obj.read = set()
