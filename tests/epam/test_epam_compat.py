@@ -63,7 +63,7 @@ def test_leaves_a_complete_install_alone(tmp_path: Path, monkeypatch,
 
 
 def test_does_nothing_without_mmaction(monkeypatch, isolated_drn_modules) -> None:
-    _use_spec(monkeypatch, None)
+    _use_spec(monkeypatch, None)  # type: ignore[arg-type]  # no spec: mmaction is absent
     assert not compat.drn_is_missing()
     assert compat.ensure_mmaction_models_importable() is False
 
