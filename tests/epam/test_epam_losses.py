@@ -67,6 +67,7 @@ def test_tree_loss_is_finite_for_extreme_logits_and_has_gradients() -> None:
     value = loss(fine, coarse, torch.tensor([1, 3]), torch.tensor([0, 1]))
     value.backward()
     assert torch.isfinite(value)
+    assert fine.grad is not None and coarse.grad is not None
     assert torch.isfinite(fine.grad).all() and torch.isfinite(coarse.grad).all()
 
 
@@ -98,7 +99,7 @@ def test_fr_loss_is_finite_for_unseen_classes_and_zero_features() -> None:
     value = loss(features, torch.tensor([0, 3, 3]), prototypes)
     value.backward()
     assert torch.isfinite(value) and value.item() == pytest.approx(math.log(4))
-    assert torch.isfinite(features.grad).all()
+    assert features.grad is not None and torch.isfinite(features.grad).all()
 
 
 def test_fr_loss_pulls_towards_own_prototype() -> None:
@@ -110,6 +111,7 @@ def test_fr_loss_pulls_towards_own_prototype() -> None:
     assert near < far
     features = torch.tensor([[1.0, 0.5, 0.0]], requires_grad=True)
     loss(features, labels, prototypes).backward()
+    assert features.grad is not None
     assert features.grad[0, 1] < 0 < features.grad[0, 0]  # descent raises the own-class dim
 
 
