@@ -67,7 +67,12 @@ def test_labels_go_to_the_backbone_only_in_loss_mode(build_model, make_inputs,
     calls = record_backbone_calls(model)
     head_calls = []
     original_loss = model.cls_head.loss
-    model.cls_head.loss = lambda *a, **kw: head_calls.append(kw) or original_loss(*a, **kw)
+
+    def loss(*args: object, **kwargs: object) -> object:
+        head_calls.append(kwargs)
+        return original_loss(*args, **kwargs)
+
+    model.cls_head.loss = loss
     model.train()(make_inputs(views=2), make_samples([12, 45]), mode='loss')
     (imgs, heatmap_imgs, gt, gt_coarse), kwargs = calls[0]
     assert kwargs == {} and imgs.shape[0] == heatmap_imgs.shape[0] == 4
