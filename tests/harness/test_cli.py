@@ -61,7 +61,7 @@ def test_failed_check_exits_1(capsys, tmp_path):
     assert code == EXIT_FAILED
     assert 'FAIL  train_step' in capsys.readouterr().out
     failure = ElementTree.parse(junit).getroot().find('testcase/failure')
-    assert failure is not None and 'CONTRACT §6' in failure.get('message')
+    assert failure is not None and 'CONTRACT §6' in failure.get('message', '')
 
 
 def test_trace_shows_where_the_labels_go(capsys):
