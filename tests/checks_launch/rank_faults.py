@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import time
+from types import FrameType
 
 import torch
 from mmaction.registry import MODELS
@@ -68,7 +69,7 @@ def under_ddp() -> bool:
 
     The guard's own passes before it (contract checks, the size fit) must not trip the fault.
     """
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         code = frame.f_code
         if code.co_name == 'train_step' and code.co_filename.endswith(
