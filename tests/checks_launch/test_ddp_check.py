@@ -22,14 +22,14 @@ from rank_faults import fault, overrides
 from epam_guard.checks import ddp
 from epam_guard.context import GuardSettings, build_context
 from epam_guard.engine import run_check
-from epam_guard.result import Status
+from epam_guard.result import CheckResult, Status
 
 
 def descendants() -> set[int]:
     return {p.pid for p in psutil.Process().children(recursive=True)}
 
 
-def run_variant(cfg_options: dict, timeout: float = 120.0) -> object:
+def run_variant(cfg_options: dict, timeout: float = 120.0) -> CheckResult:
     """The ddp check on the default config with ``cfg_options``; asserts nothing is left."""
     before = descendants()
     settings = GuardSettings(batch_size=BATCH, cfg_options=cfg_options,
