@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 
 import psutil
 import pytest
@@ -40,8 +41,8 @@ def options(overrides: dict) -> list[str]:
     return args
 
 
-def guard_args(only: str = 'structure,ddp', cfg: list[str] = (), timeout: float = 120,
-               extra: list[str] = ()) -> list[str]:
+def guard_args(only: str = 'structure,ddp', cfg: Sequence[str] = (), timeout: float = 120,
+               extra: Sequence[str] = ()) -> list[str]:
     return ['-m', 'epam_guard.cli', 'check', '--launcher', 'pytorch', '--only', only,
             '--timeout', str(timeout), '--import-path', str(HERE),
             '--cfg-options', *SMALL, *cfg, *extra]
