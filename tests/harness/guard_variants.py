@@ -334,5 +334,6 @@ class GuardTestFixedCropBackbone(EPAMBackbone):
 
     def forward(self, imgs, heatmap_imgs, gt=None, gt_coarse=None):
         out = list(super().forward(imgs, heatmap_imgs, gt, gt_coarse))
+        assert out[0] is not None
         out[0] = torch.nn.functional.adaptive_avg_pool3d(out[0], (out[0].shape[2], 7, 7))
         return tuple(out)
