@@ -13,6 +13,7 @@ import ctypes
 import os
 import sys
 import time
+from typing import Any
 
 from mmaction.registry import MODELS
 
@@ -42,7 +43,7 @@ def misbehave(mode: str) -> None:
 class GuardHostileBackbone(EPAMBackbone):
     """The reference backbone, hostile in training mode as ``hostile`` says."""
 
-    def __init__(self, *args: object, hostile: str = 'raise', **kwargs: object) -> None:
+    def __init__(self, *args: Any, hostile: str = 'raise', **kwargs: Any) -> None:
         if hostile not in MODES:
             raise ValueError(f'hostile must be one of {MODES}, but got {hostile!r}')
         super().__init__(*args, **kwargs)
