@@ -353,7 +353,7 @@ def fit_clip_lengths(ctx: GuardContext) -> None:
     """
     from .checks.common import run_pass
 
-    saved = state.snapshot(ctx.model)
+    saved = state.copy_tensors(ctx.model)
     try:
         if run_pass(ctx, 'loss').error is None:
             return

@@ -29,7 +29,7 @@ def _error(name: str, exc: BaseException) -> CheckResult:
 
 def run_check(ctx: Any, name: str, check: Check) -> CheckResult:
     """Run one check, with the model's state put back afterwards."""
-    saved = state.snapshot(ctx.model)
+    saved = state.copy_tensors(ctx.model)
     start = time.perf_counter()
     try:
         result = check(ctx)

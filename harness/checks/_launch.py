@@ -12,10 +12,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ..batch import step_of
-from ..describe import short
 from ..errors import one_line
 
 LOADERS = {'train': 'train_dataloader', 'val': 'val_dataloader', 'test': 'test_dataloader'}
@@ -83,10 +80,3 @@ def expected_views(pipeline: list[dict]) -> int | None:
     for step in pipeline:
         views *= CROPS.get(str(step.get('type')), 1)
     return views
-
-
-def shape(value: Any) -> str:
-    """``(2, 1, 3, 16, 224, 224) float32`` for a tensor, the type name otherwise."""
-    if isinstance(value, torch.Tensor):
-        return short(value)
-    return type(value).__name__

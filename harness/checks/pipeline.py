@@ -38,9 +38,10 @@ import torch
 from ..batch import POSE_STRIDE, RGB_STRIDE, pipeline_of, read_label, step_of
 from ..context import GuardContext
 from ..contract import PREDICTION_FIELDS, Rule
+from ..describe import short
 from ..isolation import cpu_math, mmengine_instances, quiet_console
 from ..result import CheckResult, Finding, conclude
-from ._launch import LOADERS, expected_views, located, shape, synthetic_config
+from ._launch import LOADERS, expected_views, located, synthetic_config
 from .common import prediction_of
 
 MODALITIES = ('imgs', 'heatmap_imgs')
@@ -86,7 +87,7 @@ def sample_findings(inputs: Any, pipeline: list[dict],
                     expect: dict[str, Any]) -> list[str]:
     """What is wrong with one packed sample's inputs, in words (empty when it fits)."""
     if not isinstance(inputs, dict):
-        return [f'PackActionInputs packed one {shape(inputs)}, but the model takes '
+        return [f'PackActionInputs packed one {short(inputs)}, but the model takes '
                 "inputs = dict(imgs=..., heatmap_imgs=...): set PackActionInputs("
                 "collect_keys=('imgs', 'heatmap_imgs'))"]
     missing = [key for key in MODALITIES if key not in inputs]
@@ -95,7 +96,7 @@ def sample_findings(inputs: Any, pipeline: list[dict],
                 "add it to PackActionInputs(collect_keys=('imgs', 'heatmap_imgs')) and make "
                 'sure a transform produces it (GeneratePoseTarget for heatmap_imgs)']
     imgs, heat = inputs['imgs'], inputs['heatmap_imgs']
-    problems = [f'{key} is {shape(value)}, but the model takes (V, C, T, H, W) per sample '
+    problems = [f'{key} is {short(value)}, but the model takes (V, C, T, H, W) per sample '
                 "(FormatShape(input_format='NCTHW'))"
                 for key, value in inputs.items() if key in MODALITIES
                 and not (isinstance(value, torch.Tensor) and value.dim() == 5)]
@@ -145,14 +146,14 @@ def batch_findings(batch: dict[str, Any], data: dict[str, Any]) -> list[str]:
     for key in MODALITIES:
         value = inputs.get(key)
         if not isinstance(value, torch.Tensor) or value.dim() != 6:
-            problems.append(f'after preprocessing {key} is {shape(value)}, but the model '
+            problems.append(f'after preprocessing {key} is {short(value)}, but the model '
                             'takes (N, V, C, T, H, W)')
         elif value.dtype != torch.float32:
-            problems.append(f'after preprocessing {key} is {shape(value)}; the model takes '
+            problems.append(f'after preprocessing {key} is {short(value)}; the model takes '
                             'float32')
     if not problems and inputs['imgs'].shape[:2] != inputs['heatmap_imgs'].shape[:2]:
-        problems.append(f'after preprocessing imgs is {shape(inputs["imgs"])} and '
-                        f'heatmap_imgs {shape(inputs["heatmap_imgs"])}: (N, V) must agree')
+        problems.append(f'after preprocessing imgs is {short(inputs["imgs"])} and '
+                        f'heatmap_imgs {short(inputs["heatmap_imgs"])}: (N, V) must agree')
     samples = len(batch['data_samples'])
     if not problems and inputs['imgs'].shape[0] != samples:
         problems.append(f'{samples} data samples for a batch of {inputs["imgs"].shape[0]}')
@@ -212,13 +213,13 @@ def load_batch(ctx: GuardContext, cfg: Any, split: str, synthetic: Any
             break
     inputs = items[0].get('inputs')
     if isinstance(inputs, dict):
-        seen['sample'] = {key: shape(value) for key, value in inputs.items()}
+        seen['sample'] = {key: short(value) for key, value in inputs.items()}
     if not problems and isinstance(inputs, dict):
         for index, item in enumerate(items[1:], 1):
             for key in MODALITIES:
                 if item['inputs'][key].shape != inputs[key].shape:
                     problems.append(f'samples 0 and {index} differ in {key}: '
-                                    f'{shape(inputs[key])} vs {shape(item["inputs"][key])}')
+                                    f'{short(inputs[key])} vs {short(item["inputs"][key])}')
     batch = pseudo_collate(items)
     annotated = synthetic.labels.get(loader['dataset'].get('split'))
     problems += label_findings(batch['data_samples'], annotated, ctx.recipe.num_classes)
@@ -230,7 +231,7 @@ def model_pass(ctx: GuardContext, split: str, data: dict[str, Any]) -> list[Find
     model: Any = ctx.model  # a BaseRecognizer: parse_losses, data_preprocessor
     mode = MODES[split]
     model.train(mode == 'loss')
-    where = f'{split} batch {shape(data["inputs"]["imgs"])}'
+    where = f'{split} batch {short(data["inputs"]["imgs"])}'
     try:
         with torch.no_grad():
             output = model(**data, mode=mode)
@@ -325,7 +326,7 @@ def _check(ctx: GuardContext) -> CheckResult:
                     problems.append(f'the data preprocessor raised {located(exc)}')
                 else:
                     problems += batch_findings(batch, data)
-                    seen['batch'] = {key: shape(value) for key, value in data['inputs'].items()}
+                    seen['batch'] = {key: short(value) for key, value in data['inputs'].items()}
                     if not problems:
                         ready[split] = data
             findings += [Finding(Rule.INPUTS,

@@ -46,7 +46,3 @@ def test_changed_names_tensors_that_are_gone():
     saved = state.copy_tensors(model)
     del model.memory
     assert state.changed(model, saved) == ['memory']
-
-
-def test_old_name_still_works_until_callers_move():
-    assert state.snapshot is state.copy_tensors
