@@ -255,9 +255,15 @@ def cmd_check(args: argparse.Namespace, console: Console, started: float) -> int
 
         return int(run_launched(settings_from(settings), names, args.json, args.junit))
 
+    restarted = False
+
     def on_event(event: dict[str, Any]) -> None:
+        nonlocal restarted
         kind = event['event']
+        if kind == 'ready' and restarted:
+            return  # a fresh process after a crash or hang: the header was said once
         if kind == 'ready':
+            restarted = True
             console.line(_header_line(event['header']))
             if event['header'].get('size_note'):
                 console.line(f'  note: {event["header"]["size_note"]}')
