@@ -41,6 +41,9 @@ from typing import Any
 Event = dict[str, Any]
 #: Seconds the child gets to write its stack after the dump signal.
 DUMP_GRACE = 0.5
+#: Seconds a child may take to import and build before any model code runs
+#: (``--timeout`` bounds model code; a loaded machine must not look like a hang).
+STARTUP_S = 120.0
 #: Lines of the child's own output kept for a report.
 LOG_TAIL = 15
 #: Frames of a dumped stack kept in a report.
@@ -304,7 +307,7 @@ class Supervisor:
         """One child over ``remaining`` (consumed as results arrive); True when it said done."""
         self.proc, read_fd, fault, log = self._spawn(list(remaining), attempt)
         running: str | None = None
-        since = time.monotonic()
+        since, model_code = time.monotonic(), False
         buffer = b''
         selector = selectors.DefaultSelector()
         selector.register(read_fd, selectors.EVENT_READ)
@@ -330,7 +333,9 @@ class Supervisor:
                             self.outcome.running = None
                         elif kind == 'ready':
                             self.outcome.header = event['header']
-                            since = time.monotonic()
+                            since, model_code = time.monotonic(), True
+                        elif kind == 'phase':
+                            since, model_code = time.monotonic(), True
                         elif kind == 'fatal':
                             self.outcome.fatal = event
                         elif kind == 'text':
@@ -342,8 +347,9 @@ class Supervisor:
                     break
                 else:
                     self._emit({'event': 'tick'})
-                if time.monotonic() - since > self.timeout:
-                    self._hung(running, remaining, fault, log)
+                limit = self.timeout if model_code else max(self.timeout, STARTUP_S)
+                if time.monotonic() - since > limit:
+                    self._hung(running, remaining, fault, log, limit)
                     return False
             self.proc.wait()
             self._crashed(running, remaining, fault, log)
@@ -380,7 +386,8 @@ class Supervisor:
         self.outcome.running = None
         self._emit({'event': 'result', 'result': result})
 
-    def _hung(self, running: str | None, remaining: list[str], fault: Path, log: Path) -> None:
+    def _hung(self, running: str | None, remaining: list[str], fault: Path, log: Path,
+              limit: float) -> None:
         assert self.proc is not None
         from .worker import DUMP_SIGNAL
 
@@ -390,7 +397,7 @@ class Supervisor:
             time.sleep(DUMP_GRACE)
         stop_tree(self.proc.pid)
         stack = read_stack(fault)
-        verdict = (f'did not finish within {self.timeout:g} s and was stopped; it was in '
+        verdict = (f'did not finish within {limit:g} s and was stopped; it was in '
                    f'{where(stack)}')
         self._report(running, remaining, verdict if running else f'hung ({verdict})',
                      {'stack': stack[:STACK_FRAMES], 'log_tail': self._log_tail(log)})

@@ -109,7 +109,15 @@ def session(spec: dict[str, Any], emit: Emit) -> None:
         from .engine import run_check
 
         imports = time.perf_counter() - start
-        ctx = build_context(settings_from(spec['settings']), fit=spec.get('fit', True))
+        ctx = build_context(settings_from(spec['settings']), fit=False)
+        if spec.get('fit', True) and ctx.settings.size == 'tiny':
+            from .context import fit_clip_lengths
+
+            # Model code runs from here on: the supervisor's per-check clock applies.
+            emit({'event': 'phase', 'name': 'size probe'})
+            probing = time.perf_counter()
+            fit_clip_lengths(ctx)
+            ctx.timings['fit'] = time.perf_counter() - probing
         if spec.get('recipe'):  # decided by an earlier process of the same run
             from .batch import BatchRecipe
 
