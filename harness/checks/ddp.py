@@ -333,6 +333,10 @@ def run_ranks(spec: dict[str, Any], root: Path, budget: float) -> dict[str, Any]
                 if not launch.done():  # the agent is stuck: whatever it started goes now
                     stop(rank_processes(read_logs(root), before))
                     launch.thread.join(5.0)
+            # A rank forked while this thread was being interrupted is in no log yet: every
+            # process started since goes too, so none is left for the interpreter's exit
+            # to wait on.
+            stop(rank_processes(read_logs(root), before))
     outcome['failures'] = {
         int(rank): {'exitcode': failure.exitcode, 'signal': failure.signal_name()
                     if failure.exitcode is not None and failure.exitcode < 0 else None,
