@@ -304,6 +304,7 @@ def run_ranks(spec: dict[str, Any], root: Path, budget: float) -> dict[str, Any]
     outcome: dict[str, Any] = {'timed_out': False, 'stopped': [], 'early_exit': []}
     deadline = time.monotonic() + budget
     failed_at = None
+    interrupted = False
     with quiet_agent():
         launch.start()
         try:
@@ -322,6 +323,9 @@ def run_ranks(spec: dict[str, Any], root: Path, budget: float) -> dict[str, Any]
                     break
                 if failed_at is not None and now - failed_at > GRACE:
                     break
+        except BaseException:  # KeyboardInterrupt, a signal turned into an exception
+            interrupted = True
+            raise
         finally:
             if not launch.done():
                 records = read_logs(root)
@@ -333,10 +337,11 @@ def run_ranks(spec: dict[str, Any], root: Path, budget: float) -> dict[str, Any]
                 if not launch.done():  # the agent is stuck: whatever it started goes now
                     stop(rank_processes(read_logs(root), before))
                     launch.thread.join(5.0)
-            # A rank forked while this thread was being interrupted is in no log yet: every
-            # process started since goes too, so none is left for the interpreter's exit
-            # to wait on.
-            stop(rank_processes(read_logs(root), before))
+            if interrupted:
+                # A rank forked while this thread was being interrupted is in no log yet:
+                # every process started since goes too, so none is left for the
+                # interpreter's exit to wait on.
+                stop(rank_processes(read_logs(root), before))
     outcome['failures'] = {
         int(rank): {'exitcode': failure.exitcode, 'signal': failure.signal_name()
                     if failure.exitcode is not None and failure.exitcode < 0 else None,
