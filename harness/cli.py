@@ -209,17 +209,7 @@ def _run(spec: dict[str, Any], args: argparse.Namespace, on_event: Any) -> Any:
         outcome = Outcome()
 
         def record(event: dict[str, Any]) -> None:
-            kind = event['event']
-            if kind == 'ready':
-                outcome.header = event['header']
-            elif kind == 'result':
-                outcome.results.append(event['result'])
-            elif kind == 'fatal':
-                outcome.fatal = event
-            elif kind == 'text':
-                outcome.text.append(event['text'])
-            elif kind == 'start':
-                outcome.running = event['check']
+            outcome.record(event)
             on_event(event)
 
         session(spec, record)

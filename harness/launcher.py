@@ -162,7 +162,7 @@ def contract_checks(settings: Any, names: list[str], device: Any) -> tuple[list[
 def training_config(ctx: Any, root: Path, launcher: str, device: Any, world_size: int,
                     timeout: float) -> tuple[Any, dict[str, Any]]:
     """The config with data, workers, work dir and loop swapped; batch size as configured."""
-    from .checks._launch import LOADERS, synthetic_config
+    from .checks._launch import in_process_loaders, synthetic_config
     from .checks.ddp import redirect, shrink_pipelines
     from .rank import distribute, loop_of
 
@@ -170,10 +170,7 @@ def training_config(ctx: Any, root: Path, launcher: str, device: Any, world_size
     samples = STEPS * world_size * batch
     cfg, _ = synthetic_config(ctx.cfg, root, num_train=samples, num_val=world_size,
                               seed=ctx.settings.seed)
-    for loader in LOADERS.values():
-        if cfg.get(loader):
-            cfg[loader].num_workers = 0
-            cfg[loader].persistent_workers = False
+    in_process_loaders(cfg)
     cfg.work_dir = str(root / 'work_dir')
     cfg.train_cfg = loop_of(cfg.get('train_cfg'), STEPS)
     swaps: dict[str, Any] = {'data': f'synthetic NTU-60, {samples} training samples',

@@ -55,12 +55,16 @@ def check_names(text: str) -> list[str]:
     return names
 
 
-def positive_int(text: str) -> int:
-    """An integer >= 1."""
+def _whole(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise _invalid(f'expected a whole number, but got {text!r}') from None
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1."""
+    value = _whole(text)
     if value < 1:
         raise _invalid(f'must be at least 1, but got {value}')
     return value
@@ -68,10 +72,7 @@ def positive_int(text: str) -> int:
 
 def seed(text: str) -> int:
     """A seed NumPy and torch accept: ``0 <= seed <= 2**32 - 1``."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise _invalid(f'expected a whole number, but got {text!r}') from None
+    value = _whole(text)
     if not 0 <= value <= MAX_SEED:
         raise _invalid(f'must be in [0, {MAX_SEED}], but got {value}')
     return value

@@ -205,6 +205,21 @@ class Outcome:
     running: str | None = None
     restarts: int = 0
 
+    def record(self, event: Event) -> None:
+        """Take in one event of the worker (:mod:`epam_guard.worker`)."""
+        kind = event.get('event')
+        if kind == 'start':
+            self.running = event['check']
+        elif kind == 'result':
+            self.results.append(event['result'])
+            self.running = None
+        elif kind == 'ready':
+            self.header = event['header']
+        elif kind == 'fatal':
+            self.fatal = event
+        elif kind == 'text':
+            self.text.append(event['text'])
+
 
 class Supervisor:
     """Runs one command (``check``, ``trace``, ``summary``) in supervised child processes.
@@ -323,23 +338,15 @@ class Supervisor:
                     for line in lines:
                         event = json.loads(line)
                         kind = event.get('event')
+                        self.outcome.record(event)
+                        if kind in ('start', 'result', 'ready', 'phase'):
+                            since = time.monotonic()  # the clock restarts at each step
+                            model_code = model_code or kind in ('ready', 'phase')
                         if kind == 'start':
-                            running, since = event['check'], time.monotonic()
-                            self.outcome.running, self._check_started = running, since
+                            running, self._check_started = event['check'], since
                         elif kind == 'result':
-                            self.outcome.results.append(event['result'])
                             remaining.remove(event['result']['name'])
-                            running, since = None, time.monotonic()
-                            self.outcome.running = None
-                        elif kind == 'ready':
-                            self.outcome.header = event['header']
-                            since, model_code = time.monotonic(), True
-                        elif kind == 'phase':
-                            since, model_code = time.monotonic(), True
-                        elif kind == 'fatal':
-                            self.outcome.fatal = event
-                        elif kind == 'text':
-                            self.outcome.text.append(event['text'])
+                            running = None
                         self._emit(event)
                         if kind in ('done', 'fatal'):
                             return True

@@ -71,6 +71,15 @@ def located(exc: BaseException) -> str:
     return one_line(exc)
 
 
+def in_process_loaders(cfg: Any) -> None:
+    """Every dataloader of ``cfg`` loads in the process that runs it (no worker processes),
+    so a check's run stays one process per rank that the guard can stop."""
+    for loader in LOADERS.values():
+        if cfg.get(loader):
+            cfg[loader].num_workers = 0
+            cfg[loader].persistent_workers = False
+
+
 def expected_views(pipeline: list[dict]) -> int | None:
     """Clips per sample the pipeline should pack: ``num_clips`` times any multi-crop."""
     sampler = step_of(pipeline, SAMPLERS)

@@ -41,7 +41,7 @@ from ..context import GuardContext
 from ..contract import Rule
 from ..rank import STEPS, distribute, loop_of
 from ..result import CheckResult, Finding, conclude
-from ._launch import LOADERS, SAMPLERS, synthetic_config
+from ._launch import LOADERS, SAMPLERS, in_process_loaders, synthetic_config
 from .train_step import group_by_module
 
 WORLD_SIZE = 2
@@ -106,10 +106,7 @@ def prepare(ctx: GuardContext, root: Path) -> tuple[Any, dict[str, Any]]:
     train = cfg.get('train_dataloader')
     batch = int(train.get('batch_size', 1))
     train.batch_size = RANK_BATCH
-    for loader in LOADERS.values():
-        if cfg.get(loader):
-            cfg[loader].num_workers = 0
-            cfg[loader].persistent_workers = False
+    in_process_loaders(cfg)
     cfg.work_dir = str(root / 'work_dir')
     cfg.train_cfg = loop_of(cfg.get('train_cfg'), STEPS)
     swaps: dict[str, Any] = {

@@ -50,7 +50,7 @@ from ..contract import Rule
 from ..errors import one_line
 from ..isolation import cpu_math, preserved_state
 from ..result import CheckResult, Finding, conclude
-from ._launch import LOADERS, located, synthetic_config
+from ._launch import in_process_loaders, located, synthetic_config
 from ._outputs import named_folders, redirect_outputs, watched_writes
 from .common import closest
 
@@ -117,10 +117,7 @@ def launch_config(ctx: GuardContext, root: Path) -> tuple[Any, Any, dict[str, An
     num_train = int(train.get('batch_size', 1)) if train.get('drop_last') else 1
     cfg, dataset = synthetic_config(ctx.cfg, root, num_train=num_train, num_val=1,
                                     seed=ctx.settings.seed)
-    for loader in LOADERS.values():
-        if cfg.get(loader):
-            cfg[loader].num_workers = 0
-            cfg[loader].persistent_workers = False
+    in_process_loaders(cfg)
     outputs = redirect_outputs(cfg, root / 'outputs')
     cfg.work_dir = str(root / 'work_dir')
     cfg.launcher = 'none'
