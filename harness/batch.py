@@ -3,8 +3,15 @@
 Clip lengths are read from ``MMUniformSampleFrames.clip_len``, the crop size
 from the last ``Resize``/``CenterCrop`` of the pipelines, the heat-map scaling
 from ``GeneratePoseTarget`` and the test views from the test pipeline's
-``num_clips``. ``tiny`` keeps the channel counts, the pose:RGB frame ratio and
-the RGB:heat-map spatial ratio, and shrinks the rest; ``ntu`` keeps it all.
+``num_clips``. Channels come from what the config says: heat maps from
+``GeneratePoseTarget`` where it fixes them (its limbs, its key-point indices),
+else from the input channels the backbone declares for its pose stream (under
+whatever name: ``pose_stream``, ``pose_pathway``, ...); RGB channels from the
+RGB stream's declared input channels, else the preprocessor's ``mean``. What
+the config does not say is assumed (NTU-60: 17 COCO key points, 3 colours)
+and listed in the recipe's ``assumed``, which the report's header prints.
+``tiny`` keeps the channel counts, the pose:RGB frame ratio and the
+RGB:heat-map spatial ratio, and shrinks the rest; ``ntu`` keeps it all.
 
 A batch is what a dataloader hands the model (``{'inputs': {...: [per-sample
 tensors]}, 'data_samples': [...]}``), so the model's own data preprocessor
@@ -13,6 +20,7 @@ runs on it exactly as in training.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -25,6 +33,14 @@ RGB_STRIDE = 32
 POSE_STRIDE = 8
 TINY_RGB_FRAMES = 4
 TINY_CROP = 64
+#: What is assumed where the config does not say: COCO's 17 key points, 3 colours.
+DEFAULT_KEYPOINTS = 17
+DEFAULT_RGB_CHANNELS = 3
+#: Backbone entries that name a stream by its modality (``pose_stream``, ``pose_pathway``,
+#: ``heatmap_backbone``; ``rgb_stream``, ``video_pathway``), and flat keys that declare an
+#: input's channels (``heatmap_channels``, ``pose_in_channels``; not ``pose_channels``,
+#: which forks use for feature widths).
+STREAM_WORDS = {'pose': r'pose|heatmap|skeleton|keypoint|kp', 'rgb': r'rgb|video|img|image'}
 
 
 @dataclass(frozen=True)
@@ -45,11 +61,21 @@ class BatchRecipe:
     #: True when ``tiny`` keeps the config's clip lengths (shrinking space only),
     #: for a model that cannot take other clip lengths.
     keep_time: bool = False
+    rgb_channels: int = DEFAULT_RGB_CHANNELS
+    #: Where each channel count came from (``heat-map channels 28 from ...``).
+    sources: tuple[str, ...] = ()
+    #: What the config does not say and the guard assumed (the header prints it).
+    assumed: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # A recipe that crossed a process boundary as JSON has lists; it is a cache key.
+        for name in ('sources', 'assumed'):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
 
     def shapes(self, views: int = 1) -> dict[str, tuple[int, ...]]:
         """Per-sample input shapes ``(V, C, T, H, W)`` for ``views`` clips."""
         return {
-            'imgs': (views, 3, self.rgb_frames, self.crop, self.crop),
+            'imgs': (views, self.rgb_channels, self.rgb_frames, self.crop, self.crop),
             'heatmap_imgs': (views, self.heatmap_channels, self.pose_frames,
                              self.heatmap, self.heatmap),
         }
@@ -80,12 +106,82 @@ def _crop(pipeline: list[dict]) -> int | None:
     return size
 
 
-def _heatmap_channels(target: dict) -> int:
-    """Channels ``GeneratePoseTarget`` emits: 17 COCO keypoints and/or its limbs."""
-    channels = 17 if target.get('with_kp', True) else 0
-    if target.get('with_limb', False):
-        channels += len(target.get('skeletons') or ()) or 17  # MMAction2's default COCO limbs
-    return channels
+def declared_channels(backbone: Any, modality: str) -> tuple[int | None, str | None]:
+    """Input channels the backbone config declares for ``modality`` (``pose`` or ``rgb``), and
+    the key that says so: ``in_channels`` of an entry named for the modality
+    (``pose_stream``, ``pose_pathway``, ...), or a flat ``heatmap_channels`` /
+    ``pose_in_channels``; ``(None, None)`` when it declares none."""
+    if not isinstance(backbone, dict):
+        return None, None
+    words = STREAM_WORDS[modality]
+    for key, value in backbone.items():
+        if isinstance(value, dict) and re.search(words, str(key)) \
+                and isinstance(value.get('in_channels'), int):
+            return int(value['in_channels']), f'backbone.{key}.in_channels'
+    for key, value in backbone.items():
+        if isinstance(value, int) and not isinstance(value, bool) and re.fullmatch(
+                rf'({words})_?(in_channels|input_channels)' + (
+                    '|heatmap_channels' if modality == 'pose' else ''), str(key)):
+            return int(value), f'backbone.{key}'
+    return None, None
+
+
+def _indices(value: Any) -> list[int]:
+    flat: list[int] = []
+    for item in value or ():
+        flat.extend(_indices(item) if isinstance(item, (list, tuple)) else [int(item)])
+    return flat
+
+
+def heatmap_channels(target: dict | None, backbone: Any) -> tuple[int, str, str | None]:
+    """Heat-map channels, where the count came from, and what was assumed (or None).
+
+    ``GeneratePoseTarget`` makes one channel per key point (``with_kp``) and
+    one per limb (``with_limb``, ``len(skeletons)``), twice with ``double``.
+    Its limbs are exact; its key points are not (the data decides): the
+    backbone's declared pose channels (less the limbs) win, then the highest
+    key-point index the transform names (``left_kp``, ``right_kp``,
+    ``skeletons``), then COCO's 17.
+    """
+    from mmaction.datasets.transforms import GeneratePoseTarget
+
+    declared, key = declared_channels(backbone, 'pose')
+    if target is None:
+        if declared is not None:
+            return declared, str(key), None
+        return DEFAULT_KEYPOINTS, 'assumed', (
+            f'heat-map channels {DEFAULT_KEYPOINTS} (COCO key points): the config has no '
+            'GeneratePoseTarget and the backbone declares no pose input channels')
+    defaults = GeneratePoseTarget()
+    with_kp, with_limb = target.get('with_kp', True), target.get('with_limb', False)
+    limbs = len(target.get('skeletons') or defaults.skeletons) if with_limb else 0
+    factor = 2 if target.get('double', False) else 1
+    if not with_kp:
+        return limbs * factor, 'GeneratePoseTarget limbs (skeletons)', None
+    named = _indices([target.get(k) for k in ('left_kp', 'right_kp', 'skeletons') if k in target])
+    if declared is not None and declared % factor == 0 and declared // factor > limbs:
+        return declared, str(key), None
+    if named:
+        return (max(named) + 1 + limbs) * factor, 'GeneratePoseTarget key-point indices', None
+    return (DEFAULT_KEYPOINTS + limbs) * factor, 'assumed', (
+        f'heat-map channels {(DEFAULT_KEYPOINTS + limbs) * factor} ({DEFAULT_KEYPOINTS} COCO key '
+        'points): GeneratePoseTarget does not fix the key points and the backbone declares no '
+        'pose input channels')
+
+
+def rgb_channels(cfg: Any) -> tuple[int, str, str | None]:
+    """RGB channels, where the count came from, and what was assumed (or None)."""
+    declared, key = declared_channels(cfg.model.get('backbone'), 'rgb')
+    if declared is not None:
+        return declared, str(key), None
+    preprocessor = (cfg.model.get('data_preprocessor') or {})
+    imgs = (preprocessor.get('preprocessors') or {}).get('imgs') or preprocessor
+    mean = imgs.get('mean') if isinstance(imgs, dict) else None
+    if isinstance(mean, (list, tuple)) and mean:
+        return len(mean), 'data_preprocessor mean', None
+    return DEFAULT_RGB_CHANNELS, 'assumed', (
+        f'RGB channels {DEFAULT_RGB_CHANNELS}: neither the backbone nor the data preprocessor '
+        'says')
 
 
 def recipe_from_config(cfg: Any, size: str = 'tiny', batch_size: int = 4,
@@ -102,23 +198,29 @@ def recipe_from_config(cfg: Any, size: str = 'tiny', batch_size: int = 4,
     sampler = step_of(train, ('MMUniformSampleFrames',)) or {}
     clip_len = sampler.get('clip_len') or {'RGB': 16, 'Pose': 48}
     rgb_frames, pose_frames = int(clip_len.get('RGB', 16)), int(clip_len.get('Pose', 48))
-    target = step_of(train, ('GeneratePoseTarget',)) or {}
-    scaling = float(target.get('scaling', 0.25))
+    target = step_of(train, ('GeneratePoseTarget',))
+    scaling = float((target or {}).get('scaling', 0.25))
     crop = _crop(train) or _crop(test) or 224
     test_sampler = step_of(test, ('MMUniformSampleFrames',)) or {}
     head = cfg.model.get('cls_head') or {}
+    heat, heat_source, heat_assumed = heatmap_channels(target, cfg.model.get('backbone'))
+    rgb, rgb_source, rgb_assumed = rgb_channels(cfg)
     recipe = BatchRecipe(
         rgb_frames=rgb_frames,
         pose_frames=pose_frames,
         crop=crop,
         heatmap=int(round(crop * scaling)),
-        heatmap_channels=_heatmap_channels(target) or 17,
+        heatmap_channels=heat,
         views=views or int(test_sampler.get('num_clips', 1)),
         batch_size=batch_size,
         num_classes=int(head.get('num_classes', 60)),
         seed=seed,
         size=size,
         label_api=label_api,
+        rgb_channels=rgb,
+        sources=(f'heat-map channels {heat} from {heat_source}',
+                 f'RGB channels {rgb} from {rgb_source}'),
+        assumed=tuple(note for note in (heat_assumed, rgb_assumed) if note),
     )
     validate_recipe(recipe, cfg)
     if size == 'tiny':
@@ -142,12 +244,11 @@ def validate_recipe(recipe: BatchRecipe, cfg: Any) -> None:
             f'gives {recipe.crop}/{RGB_STRIDE} = {rgb_out:g} and the pose stream '
             f'{recipe.heatmap}/{POSE_STRIDE} = {pose_out:g}; they must be the same integer '
             '(GeneratePoseTarget.scaling must be 0.25 with a crop divisible by 32)')
-    pose_stream = (cfg.model.get('backbone') or {}).get('pose_stream') or {}
-    expected = pose_stream.get('in_channels')
+    expected, key = declared_channels(cfg.model.get('backbone'), 'pose')
     if expected is not None and expected != recipe.heatmap_channels:
         raise SizeError(
             f'the pipeline makes {recipe.heatmap_channels} heat-map channels '
-            f'(GeneratePoseTarget) but backbone.pose_stream.in_channels is {expected}')
+            f'(GeneratePoseTarget) but {key} is {expected}')
 
 
 def shrink(recipe: BatchRecipe, keep_time: bool | None = None) -> BatchRecipe:

@@ -7,6 +7,7 @@ diagnosis, never a bare traceback.
 """
 from __future__ import annotations
 
+import re
 import sys
 import time
 import warnings
@@ -30,7 +31,7 @@ from .diagnosis import (
     where,
 )
 from .errors import ConfigError, GuardError
-from .isolation import quiet_mmengine
+from .isolation import CudaPlacements, contained_cuda, library_homes, quiet_mmengine
 from .options import parse_cfg_options
 from .referee import Hierarchy, build_hierarchy, guard_options
 
@@ -288,11 +289,17 @@ class GuardContext:
     size_note: str | None = None
     #: Recorded forward passes shared between checks (see checks.common.run_pass).
     passes: dict[Any, Any] = field(default_factory=dict, repr=False)
+    #: CUDA placements hard-wired into model code, kept on the CPU where there is no CUDA
+    #: (see :func:`epam_guard.isolation.contained_cuda`); None: not contained.
+    cuda: CudaPlacements | None = field(default=None, repr=False)
+    #: What libraries created, instead of in the home, while the context was built.
+    library_homes: dict[str, Any] = field(default_factory=dict)
 
     def fresh_model(self) -> nn.Module:
         """A new model from the same config and seed."""
         seed_everything(self.settings.seed)
-        return build_model(self.cfg, self.device)
+        with contained_cuda(self.cuda, 'building the model'):
+            return build_model(self.cfg, self.device)
 
 
 def resolve_label_api(requested: str | None, cfg: Config) -> str:
@@ -320,8 +327,18 @@ def build_context(settings: GuardSettings, fit: bool = True) -> GuardContext:
     At ``tiny`` size (and with ``fit``) one loss pass is tried first (the checks
     reuse it); when it fails inside the model while the config's real clip
     lengths work, the context keeps those clip lengths (shrinking space only)
-    and says so in ``size_note``.
+    and says so in ``size_note``. What libraries create on first use while the
+    config is read and the model built goes to a temporary folder where the
+    home has none (:func:`~epam_guard.isolation.library_homes`; YAPF's grammar
+    cache, matplotlib's config), listed in ``library_homes``.
     """
+    with library_homes() as homes:
+        ctx = _build_context(settings, fit)
+        ctx.library_homes = homes.created()
+    return ctx
+
+
+def _build_context(settings: GuardSettings, fit: bool) -> GuardContext:
     start = time.perf_counter()
     device = resolve_device(settings.device)
     cfg = load_config(settings.config, settings.cfg_options, settings.import_paths)
@@ -331,50 +348,104 @@ def build_context(settings: GuardSettings, fit: bool = True) -> GuardContext:
                                 settings.seed, label_api)
     loaded = time.perf_counter()
     seed_everything(settings.seed)
-    model = build_model(cfg, device)
+    placements = CudaPlacements(device)
+    with contained_cuda(placements, 'building the model'):
+        model = build_model(cfg, device)
     built = time.perf_counter()
     ctx = GuardContext(settings, cfg, model, device, recipe, hierarchy,
-                       {'config': loaded - start, 'build': built - loaded})
+                       {'config': loaded - start, 'build': built - loaded}, cuda=placements)
     if settings.size == 'tiny' and fit:
-        fit_clip_lengths(ctx)
+        with contained_cuda(placements, 'probing the sizes'):
+            fit_clip_lengths(ctx)
         ctx.timings['fit'] = time.perf_counter() - built
     return ctx
 
 
+def settle_sizes(ctx: GuardContext, fit: bool = True, memory: bool = True) -> None:
+    """The size probe of a ``check`` run: refuse a batch that cannot fit, then fit the clip
+    lengths (``tiny`` only), in that order.
+
+    The memory estimate runs one sample of one view (seconds, whatever
+    ``--batch-size`` asks), so a batch too large is refused before any pass
+    at that size; the clip-length probe then runs at the asked batch (the
+    checks reuse its passes). A probe that changed the clip lengths changes
+    the estimate: it is made again.
+    """
+    from .memory import check_batch_fits
+
+    with contained_cuda(ctx.cuda, 'probing the sizes'):
+        if memory:
+            check_batch_fits(ctx)
+        if not fit or ctx.settings.size != 'tiny':
+            return
+        before = ctx.recipe
+        fit_clip_lengths(ctx)
+        if memory and ctx.recipe != before:
+            check_batch_fits(ctx)
+
+
+def config_clip_lengths(ctx: GuardContext) -> BatchRecipe:
+    """The tiny recipe at the config's own clip lengths (space shrunk only)."""
+    settings = ctx.settings
+    real = recipe_from_config(ctx.cfg, 'ntu', settings.batch_size, settings.views,
+                              settings.seed, ctx.recipe.label_api)
+    return shrink(replace(real, size='tiny'), keep_time=True)
+
+
+#: Errors that state a size or shape disagreement (torch's, and the usual hand-written ones).
+SHAPE_ERROR = re.compile(
+    r'size of tensor a \(\d+\) must match|sizes? of tensors must match|shape .* is invalid for '
+    r'input of size|cannot be multiplied|expected .*size|size mismatch|must have shape|'
+    r'does not match|out of bounds|not divisible|Given groups|Calculated padded input size|'
+    r'Expected .* to have .* (elements|channels)|shapes? .*mismatch', re.IGNORECASE)
+
+
+def shape_error(error: str | None) -> bool:
+    """Whether a pass's error states a shape disagreement."""
+    return error is not None and SHAPE_ERROR.search(error) is not None
+
+
+def _gist(error: str | None) -> str | None:
+    """An error with its numbers blanked: the same failure at another size reads the same."""
+    return None if error is None else re.sub(r'\d+', '#', error)
+
+
 def fit_clip_lengths(ctx: GuardContext) -> None:
-    """Keep the config's clip lengths when the model fails at tiny ones but not at its own.
+    """Keep the config's clip lengths when the model fails at tiny ones with a shape error
+    that disappears at its own.
 
     A backbone that hard-codes its clip lengths (e.g. 16 RGB / 48 pose frames)
     cannot run at ``tiny``; its shape errors would otherwise be reported as
-    head or label defects by every check. The passes tried here are the ones
-    the checks read (they are recorded once per recipe), so a model that runs
-    at ``tiny`` pays nothing, and one whose loss fails for another reason pays
-    one ``tensor`` pass.
+    head or label defects by every check. The decision rests on shapes alone:
+    a pass (loss, else tensor) that fails at ``tiny`` with a shape error, run
+    again at the config's clip lengths, no longer fails that way (it passes,
+    or fails for another reason the checks will report). Whatever else the
+    model gets wrong (labels at inference, a CUDA placement) does not change
+    it. The passes tried here are the ones the checks read (recorded once per
+    recipe), so a model that runs at ``tiny`` pays nothing.
     """
     from .checks.common import run_pass
 
     saved = state.copy_tensors(ctx.model)
     try:
-        if run_pass(ctx, 'loss').error is None:
-            return
-        features = run_pass(ctx, 'tensor')
-        if features.error is None:
-            return  # the features compute at tiny: the loss fails for a reason of its own
-        settings = ctx.settings
-        real = recipe_from_config(ctx.cfg, 'ntu', settings.batch_size, settings.views,
-                                  settings.seed, ctx.recipe.label_api)
-        timed = shrink(replace(real, size='tiny'), keep_time=True)
         tiny = ctx.recipe
+        failed = next((run for run in (run_pass(ctx, mode) for mode in ('loss', 'tensor'))
+                       if shape_error(run.error)), None)
+        if failed is None:
+            return  # it runs at tiny, or fails for a reason that is not a shape
+        timed = config_clip_lengths(ctx)
         if (timed.rgb_frames, timed.pose_frames) == (tiny.rgb_frames, tiny.pose_frames):
             return
         ctx.recipe = timed
-        if run_pass(ctx, 'tensor').error is not None:
+        again = run_pass(ctx, failed.mode)
+        if shape_error(again.error) and _gist(again.error) == _gist(failed.error):
             ctx.recipe = tiny  # not a matter of clip lengths: the checks say what
             return
         ctx.size_note = (
             f'at --size tiny ({tiny.rgb_frames} RGB / {tiny.pose_frames} pose frames) the '
-            f'model fails ({features.error}) where the config\'s clip lengths work: checking '
-            f'with {timed.rgb_frames} RGB / {timed.pose_frames} pose frames and '
+            f'model fails ({failed.error}) where the config\'s clip lengths '
+            f'{"work" if again.error is None else "do not fail that way"}: checking with '
+            f'{timed.rgb_frames} RGB / {timed.pose_frames} pose frames and '
             f'{timed.crop}x{timed.crop} crops (space shrunk only)')
     finally:
         state.restore(ctx.model, saved)

@@ -17,8 +17,14 @@ import torch
 
 from . import state
 from .checks import CHECKS, Check, select_checks  # noqa: F401  (select_checks: for callers)
+from .contract import Rule
 from .errors import one_line
-from .result import CheckResult, Status, bounded
+from .isolation import CudaPlacements, contained_cuda, library_homes
+from .result import CheckResult, Finding, Status, bounded
+
+#: What a hard-wired CUDA placement asks the user to do instead.
+CUDA_FIX = ("create it on the inputs' device (x.new_*, .to(x.device), a registered buffer) so "
+            'the same code runs on CPU and GPU')
 
 
 def _error(name: str, exc: BaseException) -> CheckResult:
@@ -27,17 +33,58 @@ def _error(name: str, exc: BaseException) -> CheckResult:
                                 'traceback': traceback.format_exception(exc)[-6:]})
 
 
+def cuda_findings(placements: CudaPlacements | None) -> list[Finding]:
+    """One CONTRACT §6 finding per hard-wired CUDA call site not reported before."""
+    if placements is None:
+        return []
+    return [Finding(Rule.STATE,
+                    f'hard-wired to CUDA at {site} ({seen["call"]}, {seen["count"]} '
+                    f'call{"s" if seen["count"] > 1 else ""}, first while {seen["phase"]}; kept '
+                    f'on {placements.device} so the checks go on): {CUDA_FIX}')
+            for site, seen in placements.unreported()]
+
+
+def with_findings(result: CheckResult, extra: list[Finding]) -> CheckResult:
+    """``result`` with ``extra`` findings after its own: a pass becomes a fail led by them."""
+    if not extra:
+        return result
+    findings = result.findings + extra
+    status, verdict = result.status, result.verdict
+    if status is not Status.ERROR:  # an error keeps its own verdict
+        status = Status.FAIL
+        verdict = str(findings[0]) + (f' (+{len(findings) - 1} more)' if len(findings) > 1 else '')
+    return CheckResult(result.name, status, bounded(verdict), findings, result.details,
+                       result.seconds, result.warnings)
+
+
 def run_check(ctx: Any, name: str, check: Check) -> CheckResult:
-    """Run one check, with the model's state put back afterwards."""
+    """Run one check, with the model's state put back afterwards.
+
+    Model code runs with :func:`~epam_guard.isolation.contained_cuda` (every
+    CUDA placement hard-wired into it becomes a finding of the first check to
+    report it) and :func:`~epam_guard.isolation.library_homes` (what libraries
+    create on first use goes to a temporary folder when the home has none;
+    ``details['library_homes']`` says what was created instead of where).
+    """
     saved = state.copy_tensors(ctx.model)
     start = time.perf_counter()
+    placements = getattr(ctx, 'cuda', None)
+    made: dict[str, Any] = {}
     try:
-        result = check(ctx)
+        with library_homes() as homes, contained_cuda(placements, f'running the {name} check'):
+            try:
+                result = check(ctx)
+            finally:
+                made = homes.created()
     except BaseException as exc:  # SystemExit from model code included: this check's error
         if isinstance(exc, KeyboardInterrupt):
             raise
         result = _error(name, exc)
     seconds = time.perf_counter() - start
+    if isinstance(result, CheckResult):
+        result = with_findings(result, cuda_findings(placements))
+        if made:
+            result.details['library_homes'] = made
     state.restore(ctx.model, saved)
     ctx.model.zero_grad(set_to_none=True)
     ctx.model.eval()

@@ -70,10 +70,13 @@ def check_batch_fits(ctx: Any) -> None:
     The pass that holds the most is the training step: every module output of
     its ``N`` clips is kept for the backward, at the size the value checks run
     (:func:`~epam_guard.checks.common.value_context`). Inference passes keep
-    none of that. A model that cannot run the probe pass is not judged here:
-    the checks will say what is wrong with it.
+    none of that. The estimate runs one sample of one view, so it takes
+    seconds whatever the batch size. A model that fails it at tiny clip
+    lengths is estimated at its config's; one that cannot run it at all is
+    not judged here: the checks will say what is wrong with it.
     """
     from .checks.common import value_context
+    from .context import config_clip_lengths
 
     recipe, device = value_context(ctx).recipe, ctx.device
     free = free_bytes(device)
@@ -81,8 +84,14 @@ def check_batch_fits(ctx: Any) -> None:
         return
     try:
         per_clip = bytes_per_sample(ctx.model, recipe)
-    except Exception:  # the checks report the model's own failure, with evidence
-        return
+    except Exception:
+        # A model that takes only its config's clip lengths is checked at those (the
+        # clip-length probe, after this estimate, will say so): estimate that size.
+        recipe = replace(config_clip_lengths(ctx), batch_size=recipe.batch_size)
+        try:
+            per_clip = bytes_per_sample(ctx.model, recipe)
+        except Exception:  # the checks report the model's own failure, with evidence
+            return
     clips = recipe.batch_size
     if per_clip == 0 or clips * per_clip <= USABLE * free:
         return

@@ -99,8 +99,18 @@ def session(spec: dict[str, Any], emit: Emit) -> None:
 
     ``spec``: ``{'command': 'check'|'trace'|'summary', 'settings': {...}, 'checks': [...]}``,
     and from a supervisor restarting a run: ``fit`` (False: no size probe),
-    ``recipe`` and ``size_note`` (what the first process decided).
+    ``recipe`` and ``size_note`` (what the first process decided). Library caches the
+    home lacks go to a temporary folder from the first import on (YAPF writes its
+    grammar cache when MMEngine's config module is imported): see
+    :func:`epam_guard.isolation.library_homes`; the header says what was created.
     """
+    from .isolation import library_homes
+
+    with library_homes() as homes:
+        _session(spec, emit, homes)
+
+
+def _session(spec: dict[str, Any], emit: Emit, homes: Any) -> None:
     start = time.perf_counter()
     try:
         import torch  # noqa: F401  (timed as the imports)
@@ -110,28 +120,27 @@ def session(spec: dict[str, Any], emit: Emit) -> None:
 
         imports = time.perf_counter() - start
         ctx = build_context(settings_from(spec['settings']), fit=False)
-        if spec.get('fit', True) and ctx.settings.size == 'tiny':
-            from .context import fit_clip_lengths
-
-            # Model code runs from here on: the supervisor's per-check clock applies.
-            emit({'event': 'phase', 'name': 'size probe'})
-            probing = time.perf_counter()
-            fit_clip_lengths(ctx)
-            ctx.timings['fit'] = time.perf_counter() - probing
         if spec.get('recipe'):  # decided by an earlier process of the same run
             from .batch import BatchRecipe
 
             ctx.recipe = BatchRecipe(**spec['recipe'])
         if spec.get('size_note'):
             ctx.size_note = spec['size_note']
-        if spec.get('command', 'check') == 'check':
-            from .memory import check_batch_fits
+        fit = spec.get('fit', True) and ctx.settings.size == 'tiny'
+        memory = spec.get('command', 'check') == 'check'
+        if fit or memory:
+            from .context import settle_sizes
 
-            check_batch_fits(ctx)
+            # Model code runs from here on: the supervisor's per-check clock applies.
+            emit({'event': 'phase', 'name': 'size probe'})
+            probing = time.perf_counter()
+            settle_sizes(ctx, fit=fit, memory=memory)  # the memory estimate first: seconds
+            ctx.timings['fit'] = time.perf_counter() - probing
     except Exception as exc:  # whatever the config or model raises, one line
         emit(_fatal(exc))
         return
-    emit({'event': 'ready', 'header': header(ctx, imports)})
+    emit({'event': 'ready', 'header': {**header(ctx, imports),
+                                       'library_homes': homes.created()}})
     command = spec.get('command', 'check')
     if command == 'check':
         from .checks import CHECKS

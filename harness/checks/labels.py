@@ -100,25 +100,32 @@ def _consistent(ctx: GuardContext, run: Pass, base: Targets, order: list[int], w
                 f'{values(expected)}, got {values(changed)}'))
 
 
-def _out_of_range(ctx: GuardContext, findings: list[Finding]) -> dict[str, Any]:
+def _out_of_range(ctx: GuardContext, findings: list[Finding],
+                  warnings: list[str]) -> dict[str, Any]:
+    """Labels ``num_classes`` and ``-1`` must be rejected (§5), by an error that names them.
+
+    Severity follows the consequence: a label accepted in silence (clamped,
+    wrapped, remapped) trains on a wrong target, a failure; one rejected by an
+    unrelated error (an ``IndexError`` deep in a loss) stops training loudly,
+    only with a message that does not help, a warning.
+    """
     seen: dict[str, Any] = {}
     labels = synthetic_labels(ctx.recipe.batch_size, ctx.recipe.num_classes)
     for bad in (ctx.recipe.num_classes, -1):
         run = run_pass(ctx, 'loss', batch=make_batch(ctx.recipe, labels=[bad] + labels[1:]))
         reached = [where for where, target in loss_targets(run) if bad in target.tolist()]
         seen[str(bad)] = run.error
+        outside = f'label {bad} (outside [0, {ctx.recipe.num_classes}))'
         if run.error is None:
             findings.append(Finding(Rule.LABELS,
-                f'label {bad} (outside [0, {ctx.recipe.num_classes})) '
-                                         'was accepted: no error was raised'
-                                         + (f'; it reached {reached[0]}' if reached else '')))
-        elif reached:
-            findings.append(Finding(Rule.LABELS, f'label {bad} reached {reached[0]} before it was '
-                                                 f'rejected ({run.error})'))
-        elif str(bad) not in run.error:
-            findings.append(Finding(Rule.LABELS,
-                f'label {bad} was rejected with an error that does not '
-                f'name it: {run.error}'))
+                f'{outside} was accepted: no error was raised'
+                + (f'; it reached {reached[0]}' if reached else '')))
+        elif reached or str(bad) not in run.error:
+            how = (f'only after it reached {reached[0]}' if reached else
+                   'but the error does not name the label')
+            warnings.append(f'[{Rule.LABELS}] {outside} was rejected, {how}: {run.error}; '
+                            'training stops there, with a message that does not say why (check '
+                            'the labels where the recognizer reads them)')
     return seen
 
 
@@ -248,7 +255,8 @@ def check(ctx: GuardContext) -> CheckResult:
                     findings)
         _consistent(sized, run, targets, list(range(1, size)), 'dropping the first sample',
                     findings)
-    rejected = _out_of_range(sized, findings)
+    warnings: list[str] = []
+    rejected = _out_of_range(sized, findings, warnings)
     predictions = _predictions(ctx, findings)
     recipe = sized.recipe
     return finish('labels', findings,
@@ -260,4 +268,4 @@ def check(ctx: GuardContext) -> CheckResult:
                    'out_of_range_errors': rejected, 'predictions': predictions,
                    'recipe': {'samples': size, 'rgb_frames': recipe.rgb_frames,
                               'pose_frames': recipe.pose_frames, 'crop': recipe.crop,
-                              'heatmap': recipe.heatmap}})
+                              'heatmap': recipe.heatmap}}, warnings=warnings)

@@ -2,9 +2,13 @@
 
 CONTRACT §3 (arity, per-element shape/dtype/None-ness, ``gt`` echoed) and §4
 (score keys in train and eval, loss keys by kind, finite scalar losses, a
-prediction the config's own ``val_evaluator`` turns into the metric
-``CheckpointHook(save_best=...)`` waits for). The observed structure is
-returned as JSON-able data in ``details['structure']`` for the snapshots.
+prediction the config's own ``val_evaluator``, as the user's code registers
+it, turns into the metric ``CheckpointHook(save_best=...)`` (or
+``EarlyStoppingHook(monitor=...)``) waits for). Which score keys a prediction
+holds is the evaluator's business: a fork's own ``AccMetric`` may fuse four;
+when MMAction2's stock one is what drops the fused metric, the finding says so.
+The observed structure is returned as JSON-able data in ``details['structure']``
+for the snapshots.
 
 Both MMAction2 APIs are accepted: ``pred_score`` (1.2) or ``pred_scores``
 (1.0/1.1), and loss keys are matched by meaning (:func:`contract.loss_kind`),
@@ -12,6 +16,8 @@ so a fork's ``hierarchy_*`` losses count as hierarchy losses.
 """
 from __future__ import annotations
 
+import copy
+import re
 from typing import Any
 
 import torch
@@ -25,7 +31,6 @@ from ..contract import (
     FINE_SCORE_KEYS,
     LABEL_NAMES,
     LOSS_KINDS,
-    METRIC_KEY,
     POSE_STRIDE,
     PREDICTION_FIELDS,
     PREDICTION_KEYS,
@@ -150,7 +155,7 @@ def check_head(ctx: GuardContext, loss: Pass, predict: Pass,
                 'eval: cls_head.forward computed losses at inference '
                 f'({sorted(k for k in scores if "loss" in k)})'))
     described['losses'] = _check_losses(loss, findings)
-    described['prediction'] = _check_prediction(predict, num_classes, findings)
+    described['prediction'] = _check_prediction(predict, widths, findings)
     return described
 
 
@@ -186,28 +191,29 @@ def _check_losses(loss: Pass, findings: list[Finding]) -> Any:
     return describe({k: loss.output[k] for k in sorted(loss.output)})
 
 
-def _check_prediction(predict: Pass, num_classes: int, findings: list[Finding]) -> Any:
+def _check_prediction(predict: Pass, widths: dict[str, int], findings: list[Finding]) -> Any:
+    """The prediction field and each score's width (which keys it holds, the evaluator judges)."""
     samples = predict.output
     if not isinstance(samples, (list, tuple)) or not samples:
         findings.append(Finding(Rule.HEAD, f'predict returned {short(samples)} instead of data '
                                            f'samples ({predict.error or "no error raised"})'))
         return None
     field, score = prediction_of(samples[0])
-    keys = ' and '.join(PREDICTION_KEYS)
     if field is None:
         findings.append(Finding(Rule.HEAD,
             f'predict set none of {" / ".join(PREDICTION_FIELDS)} (MMAction2 1.2 / 1.0-1.1) '
             f'in its data samples; it set {sorted(samples[0].keys())}'))
-    elif not isinstance(score, dict) or set(score) != set(PREDICTION_KEYS):
-        findings.append(Finding(Rule.HEAD,
-            f'{field} must be a dict with exactly the keys {keys} (AccMetric reports '
-            f'{METRIC_KEY} only then), but got {short(score)}'))
-    else:
+    elif isinstance(score, dict):
         for key, value in score.items():
-            if not isinstance(value, torch.Tensor) or tuple(value.shape) != (num_classes,):
+            width = widths.get(key)
+            if width is not None and (not isinstance(value, torch.Tensor)
+                                      or tuple(value.shape) != (width,)):
                 findings.append(Finding(Rule.HEAD,
-                    f'{field}[{key!r}] must have shape ({num_classes},), but got '
-                    f'{short(value)}'))
+                    f'{field}[{key!r}] must have shape ({width},), but got {short(value)}'))
+    elif not isinstance(score, torch.Tensor) or tuple(score.shape) != (widths['rgb'],):
+        findings.append(Finding(Rule.HEAD,
+            f'{field} must be a ({widths["rgb"]},) score tensor or a dict of scores by stream, '
+            f'but got {short(score)}'))
     return {'samples': len(samples), 'fields': sorted(samples[0].keys()),
             'pred_score': describe(score)}
 
@@ -235,8 +241,45 @@ def check_metrics(ctx: GuardContext, predict: Pass, findings: list[Finding]) -> 
             findings.append(Finding(Rule.HEAD,
                 f"the config's val_evaluator cannot evaluate the predictions: "
                 f'{one_line(exc)}; validation would stop there'))
-    findings.extend(save_best_findings(ctx.cfg, metrics, why))
+    waiting = save_best_findings(ctx.cfg, metrics, why)
+    cause = stock_fusion_cause(ctx.cfg, samples) if waiting and metrics is not None else None
+    for finding in waiting:
+        key = re.search(r"save_best=('[^']*RGBPose[^']*')", finding.message)
+        if cause and key:  # the cause leads: the metric list is long and says less
+            finding = Finding(finding.rule, f'CheckpointHook(save_best={key.group(1)}) waits for '
+                                            f'a metric the config\'s val_evaluator does not '
+                                            f'produce: {cause} (training dies with KeyError '
+                                            'after its first validation)')
+        findings.append(finding)
     return {key: _plain(value) for key, value in (metrics or {}).items()}
+
+
+def stock_fusion_cause(cfg: Any, samples: Any) -> str | None:
+    """Why MMAction2's own ``AccMetric`` reports no ``RGBPose`` metric, when that is why.
+
+    Its ``compute_metrics`` fuses the ``rgb`` and ``pose`` scores only when the
+    score dict has exactly those two keys; with more (coarse scores) it
+    reports each key alone. A fork's own registered ``AccMetric`` is not
+    MMAction2's and is not blamed.
+    """
+    from mmaction.evaluation.metrics.acc_metric import AccMetric
+    from mmengine.evaluator import Evaluator
+    from mmengine.registry import DefaultScope
+
+    _, score = prediction_of(samples[0])
+    if not isinstance(score, dict) or not set(PREDICTION_KEYS) <= set(score) or \
+            len(score) == len(PREDICTION_KEYS):
+        return None
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmaction')):
+        metrics = Evaluator(copy.deepcopy(cfg.val_evaluator)).metrics
+    if not any(type(metric) is AccMetric for metric in metrics):
+        return None
+    from mmaction import __version__
+
+    return (f"MMAction2 {__version__}'s own AccMetric fuses rgb and pose into RGBPose_* only "
+            f'when the score dict has exactly the keys {" and ".join(PREDICTION_KEYS)}, and '
+            f'predict wrote {len(score)} ({", ".join(score)}): keep only those two in the '
+            'prediction, or register an AccMetric of your own that fuses them')
 
 
 def check(ctx: GuardContext) -> CheckResult:

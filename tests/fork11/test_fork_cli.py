@@ -67,10 +67,14 @@ def test_cuda_hard_wired_in_a_loss_is_a_state_defect(run_guard):
     code, report, printed = run_guard('--cfg-options', 'model.cls_head.defect=cuda_loss')
     results = by_name(report)
     assert code == EXIT_FAILED, printed
-    # The features run at the fork's clip lengths; only its loss is broken.
+    # The features run at the fork's clip lengths; only its loss is broken: its one call
+    # site is one finding (the first check reports it) and every check runs past it.
     assert report['recipe']['rgb_frames'] == 16, printed
-    state = findings(results['train_step'], '6')
-    assert any('CUDA' in m for m in state), printed
+    state = [m for result in results.values() for m in findings(result, '6')]
+    assert [m for m in state if 'hard-wired to CUDA at' in m and 'head.py:' in m] == state, \
+        printed
+    assert len(state) == 1 and sorted(results) == sorted(FAST), printed
+    assert [name for name, r in results.items() if r['status'] != 'pass'] == ['structure']
 
 
 def test_the_fork_and_the_reference_plugin_together_are_one_line(capsys, tmp_path):

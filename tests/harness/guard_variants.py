@@ -181,6 +181,18 @@ class GuardTestClampingRecognizer(EPAMRecognizer):
         return super().extract_feat(inputs, stage, data_samples, test_mode)
 
 
+@_register
+class GuardTestOneHotRecognizer(EPAMRecognizer):
+    """One-hot encodes the labels first: a label out of range stops it with torch's own error,
+    which does not name the label."""
+
+    def extract_feat(self, inputs, stage='backbone', data_samples=None, test_mode=False):
+        if data_samples is not None and not test_mode:
+            torch.nn.functional.one_hot(labels_from_samples(data_samples),
+                                        self.hierarchy.num_classes)
+        return super().extract_feat(inputs, stage, data_samples, test_mode)
+
+
 # ------------------------------------------------------------ MMAction2 1.0/1.1 API
 @_register
 class GuardTestPredScoresHead(EPAMHierarchicalHead):
@@ -209,6 +221,19 @@ class GuardTestAccMetric11(AccMetric):
         for sample in data_samples:
             pred = {key: value.cpu().numpy() for key, value in sample['pred_scores'].items()}
             self.results.append({'pred': pred, 'label': sample['gt_labels']['item'].item()})
+
+
+@_register_metric
+class GuardTestFusingAccMetric(AccMetric):
+    """A fork's own AccMetric: fuses rgb and pose although the scores have more keys."""
+
+    def compute_metrics(self, results):
+        metrics = super().compute_metrics(results)
+        pairs = [{'pred': {key: r['pred'][key] for key in ('rgb', 'pose')}, 'label': r['label']}
+                 for r in results]
+        metrics.update({key: value for key, value in super().compute_metrics(pairs).items()
+                        if key.startswith('RGBPose')})
+        return metrics
 
 
 # ------------------------------------------------------------ state

@@ -6,6 +6,7 @@ failure, the CONTRACT section and the evidence.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import pytest
@@ -69,9 +70,22 @@ def test_labels_not_echoed_fail_structure(make_context):
     assert 'gt_coarse must be echoed unchanged' in messages(result)
 
 
-def test_prediction_accmetric_cannot_read_fails_structure(make_context):
+def test_four_score_keys_with_the_stock_accmetric_fail_structure_naming_the_cause(make_context):
     result, _ = failing(make_context, 'structure', overrides(head='GuardTestFourScoreHead'), '4')
-    assert 'exactly the keys rgb and pose' in messages(result)
+    text = messages(result)
+    assert "CheckpointHook(save_best='acc/RGBPose_1:1_top1') waits for a metric" in text
+    assert "own AccMetric fuses rgb and pose into RGBPose_* only when the score dict has " \
+        'exactly the keys rgb and pose, and predict wrote 4 (rgb, pose, rgb_coarse, ' \
+        'pose_coarse)' in text
+
+
+def test_four_score_keys_with_a_fusing_accmetric_of_the_users_pass_structure(make_context):
+    """The metric is judged by the config's own evaluator, as the user's code registers it."""
+    ctx = make_context({**overrides(head='GuardTestFourScoreHead'),
+                        'val_evaluator': [dict(type='GuardTestFusingAccMetric')]})
+    result = run_check(ctx, 'structure', CHECKS['structure'])
+    assert result.status is Status.PASS, result.findings
+    assert 'acc/RGBPose_1:1_top1' in result.details['metrics']
 
 
 def test_a_11_style_head_passes_structure(make_context):
@@ -157,6 +171,19 @@ def test_clamping_out_of_range_labels_fails_labels(make_context):
     assert 'label -1 (outside [0, 60)) was accepted' in messages(result)
 
 
+def test_out_of_range_labels_rejected_by_an_unrelated_error_are_a_warning(make_context):
+    """Training stops loudly there: a warning, not a failure (severity follows consequence)."""
+    result = run_check(make_context(overrides('GuardTestOneHotRecognizer')), 'labels',
+                       CHECKS['labels'])
+    assert result.status is Status.PASS, result.findings
+    shown = '\n'.join(result.warnings)
+    assert 'label 60 (outside [0, 60)) was rejected, but the error does not name the label' \
+        in shown
+    assert 'label -1 (outside [0, 60)) was rejected, but the error does not name the label' \
+        in shown
+    assert 'CONTRACT §5' in shown
+
+
 def test_prototype_update_at_inference_fails_eval_purity(make_context):
     result, _ = failing(make_context, 'eval_purity', overrides(head='GuardTestSelfTrainingHead'),
                         '6')
@@ -221,8 +248,9 @@ def test_negative_loss_term_fails_train_step(make_context):
 @pytest.mark.parametrize('check', ['train_step', 'eval_purity'])
 def test_cuda_hard_wired_in_a_loss_is_a_state_finding(make_context, check):
     result, _ = failing(make_context, check, overrides(head='GuardTestCudaLossHead'), '6')
-    assert 'loss mode: hard-wired to CUDA at ' in messages(result)
-    assert 'guard_variants.py:' in messages(result)
+    assert re.search(r'hard-wired to CUDA at \S*guard_variants.py:\d+  weight = '
+                     r'torch.ones\(1\).cuda\(\) \(Tensor.cuda\(\), \d+ calls?, first while '
+                     r'running the ' + check, messages(result))
 
 
 def test_frozen_stream_fails_summary(make_context):

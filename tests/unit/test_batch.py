@@ -35,6 +35,51 @@ def config(rgb: int = 16, pose: int = 48, crop: int = 224, scaling: float = 0.25
                    cls_head=dict(num_classes=60)))
 
 
+def limbs_config(in_channels: int) -> ConfigDict:
+    """Heat maps of GeneratePoseTarget's 17 default limbs only: the pipeline fixes the count."""
+    cfg = config(in_channels=in_channels)
+    cfg.train_dataloader.dataset.pipeline[1].update(with_kp=False, with_limb=True)
+    return cfg
+
+
+def test_channels_follow_the_model_under_whatever_name_it_gives_its_streams():
+    """A 28-keypoint fork: GeneratePoseTarget does not fix the key points, the backbone does."""
+    cfg = config()
+    cfg.model.backbone = dict(pose_pathway=dict(in_channels=28), rgb_pathway=dict(in_channels=3))
+    recipe = recipe_from_config(cfg, size='tiny')
+    assert (recipe.heatmap_channels, recipe.rgb_channels) == (28, 3)
+    assert recipe.shapes()['heatmap_imgs'][1] == 28 and recipe.shapes()['imgs'][1] == 3
+    assert recipe.sources == ('heat-map channels 28 from backbone.pose_pathway.in_channels',
+                              'RGB channels 3 from backbone.rgb_pathway.in_channels')
+    assert recipe.assumed == ()
+    cfg.model.backbone = dict(heatmap_channels=25, pose_channels=8)  # a flat key; not widths
+    cfg.model.data_preprocessor = dict(preprocessors=dict(imgs=dict(mean=[1, 2, 3])))
+    assert recipe_from_config(cfg).heatmap_channels == 25
+    assert recipe_from_config(cfg).rgb_channels == 3  # from the preprocessor's mean, not 25
+
+
+def test_channels_the_pipeline_fixes_win_and_what_nobody_says_is_assumed_aloud():
+    cfg = limbs_config(in_channels=17)
+    assert recipe_from_config(cfg).sources[0] == \
+        'heat-map channels 17 from GeneratePoseTarget limbs (skeletons)'
+    cfg = config()
+    cfg.model.backbone = {}
+    recipe = recipe_from_config(cfg)
+    assert recipe.heatmap_channels == 17
+    assert recipe.assumed == ('heat-map channels 17 (17 COCO key points): GeneratePoseTarget '
+                              'does not fix the key points and the backbone declares no pose '
+                              'input channels', 'RGB channels 3: neither the backbone nor the '
+                              'data preprocessor says')
+    cfg.model.data_preprocessor = dict(preprocessors=dict(imgs=dict(mean=[0.5])))
+    assert recipe_from_config(cfg).rgb_channels == 1
+
+
+def test_a_recipe_from_json_is_still_a_cache_key():
+    recipe = recipe_from_config(config())
+    again = BatchRecipe(**{**recipe.__dict__, 'sources': list(recipe.sources)})
+    assert again == recipe and hash(again) == hash(recipe)
+
+
 def test_ntu_sizes_come_from_the_pipelines():
     recipe = recipe_from_config(config(), size='ntu', batch_size=3)
     assert (recipe.rgb_frames, recipe.pose_frames, recipe.crop, recipe.heatmap) == \
@@ -58,7 +103,8 @@ def test_views_can_be_given():
 @pytest.mark.parametrize('cfg, settings, message', [
     (config(pose=40), {}, 'not a multiple of the RGB clip length'),
     (config(scaling=0.5), {}, 'do not meet'),
-    (config(in_channels=20), {}, 'backbone.pose_stream.in_channels is 20'),
+    (limbs_config(in_channels=20), {}, 'makes 17 heat-map channels .* '
+                                        'backbone.pose_stream.in_channels is 20'),
     (config(), {'batch_size': 0}, '--batch-size must be at least 1'),
     (config(), {'size': 'huge'}, '--size must be tiny or ntu'),
 ])

@@ -10,6 +10,7 @@ import logging
 import multiprocessing
 import os
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -201,3 +202,101 @@ def test_written_paths_of_single_events():
     assert isolation.written_paths('os.rmdir', ('i', 3)) == []  # relative to a descriptor
     assert isolation.written_paths('import', ('os',)) == []
     assert isolation.written_paths('os.remove', (Path('/x/y'), -1)) == [('remove', '/x/y')]
+
+
+# --- hard-wired CUDA, contained --------------------------------------------------------------
+class HardWired(torch.nn.Module):
+    """Every kind of CUDA placement the containment keeps on the CPU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer('table', torch.zeros(3).cuda())
+        self.ones = torch.ones(2, device='cuda')
+        self.linear = torch.nn.Linear(2, 2).cuda()
+        self.moved = torch.zeros(1).to('cuda:0')
+        self.made = torch.zeros(1).new_zeros(2, device=torch.device('cuda'))
+        self.kept = torch.zeros(1).to(torch.float64)  # a dtype: no placement
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x) + torch.ones(2, device='cuda')
+
+
+def _cpu_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+
+
+def test_contained_cuda_keeps_every_placement_on_the_device_and_names_each_site(monkeypatch):
+    _cpu_only(monkeypatch)
+    placements = isolation.CudaPlacements(torch.device('cpu'))
+    with isolation.contained_cuda(placements, 'building the model'):
+        model = HardWired()
+        model.to('cuda')
+        with isolation.contained_cuda(placements, 'running a check'):  # nested: one install
+            for _ in range(3):
+                model(torch.zeros(1, 2))
+    assert all(t.device.type == 'cpu' for t in [*model.buffers(), *model.parameters()])
+    sites = placements.sites
+    assert len(sites) == 7  # one per call site, the dtype-only .to() not among them
+    calls = {seen['call'] for seen in sites.values()}
+    assert calls == {'Tensor.cuda()', "torch.ones(device='cuda')", 'Module.cuda()',
+                     "Tensor.to('cuda')", "Tensor.new_zeros(device='cuda')",
+                     "Module.to('cuda')"}
+    forward = next(site for site in sites if 'return self.linear(x)' in site)
+    assert sites[forward] == {'call': "torch.ones(device='cuda')", 'count': 3,
+                              'phase': 'running a check'}
+    assert re.match(r'tests/unit/test_isolation\.py:\d+  self\.register_buffer', next(iter(sites)))
+    assert len(placements.unreported()) == 7 and placements.unreported() == []
+
+
+def test_contained_cuda_is_undone_after_the_run_also_when_it_raises(monkeypatch):
+    _cpu_only(monkeypatch)
+    originals = (torch.Tensor.__dict__.get('to'), torch.nn.Module.to, torch.zeros)
+    with pytest.raises(Boom), isolation.contained_cuda(isolation.CudaPlacements('cpu')):
+        raise Boom
+    assert (torch.Tensor.__dict__.get('to'), torch.nn.Module.to, torch.zeros) == originals
+    assert 'cuda' not in torch.Tensor.__dict__
+
+
+@pytest.mark.parametrize('device, visible', [('cuda', True), ('cpu', True), (None, False)])
+def test_contained_cuda_is_never_active_with_cuda_or_without_placements(monkeypatch, device,
+                                                                       visible):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: visible)
+    placements = isolation.CudaPlacements(torch.device(device)) if device else None
+    with isolation.contained_cuda(placements):
+        assert torch.zeros is torch.__dict__['zeros'] and 'to' not in torch.Tensor.__dict__
+        assert not isolation.contains_cuda(torch.device(device or 'cpu')) or not visible
+
+
+# --- library caches and config folders -------------------------------------------------------
+def test_library_homes_point_missing_folders_into_a_temporary_one(tmp_path, monkeypatch):
+    home = tmp_path / 'home'
+    home.mkdir()
+    (home / '.cache').mkdir()  # exists: used as it is, never hidden
+    monkeypatch.setenv('HOME', str(home))
+    for name, _, _ in isolation.LIBRARY_HOMES:
+        monkeypatch.delenv(name, raising=False)
+    with isolation.library_homes() as homes:
+        config = Path(os.environ['XDG_CONFIG_HOME'])
+        assert 'XDG_CACHE_HOME' not in os.environ
+        assert not config.is_relative_to(home)
+        with isolation.library_homes() as inner:  # a check inside the run: counts its own
+            (config / 'matplotlib').mkdir(parents=True)  # what matplotlib does on first import
+            assert os.environ['XDG_CONFIG_HOME'] == str(config)
+            assert inner.created() == {'XDG_CONFIG_HOME': {'instead_of': str(home / '.config'),
+                                                           'created': ['matplotlib']}}
+        assert os.environ['XDG_CONFIG_HOME'] == str(config)
+        assert homes.created() == inner.created()
+        # matplotlib's own folder stands for the user's, not for our redirected XDG one
+        assert homes.folders['MPLCONFIGDIR'][1] == str(home / '.config' / 'matplotlib')
+    assert not config.exists()  # the temporary folder went with the run
+    assert 'XDG_CONFIG_HOME' not in os.environ
+    assert sorted(os.listdir(home)) == ['.cache']
+
+
+def test_library_homes_leave_variables_the_user_set(tmp_path, monkeypatch):
+    monkeypatch.setenv('HOME', str(tmp_path))
+    monkeypatch.setenv('MPLCONFIGDIR', str(tmp_path / 'mine'))
+    with isolation.library_homes(tmp_path / 'run') as homes:
+        assert os.environ['MPLCONFIGDIR'] == str(tmp_path / 'mine')
+        assert 'MPLCONFIGDIR' not in homes.folders
+    assert os.environ['MPLCONFIGDIR'] == str(tmp_path / 'mine')
