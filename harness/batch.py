@@ -266,6 +266,26 @@ def shrink(recipe: BatchRecipe, keep_time: bool | None = None) -> BatchRecipe:
                    crop=crop, heatmap=crop * recipe.heatmap // recipe.crop, keep_time=keep_time)
 
 
+def value_recipe(recipe: BatchRecipe) -> BatchRecipe:
+    """The size the value passes run at (losses, gradients, targets, predictions, routing,
+    the memory estimate): the recipe itself at ``tiny``; at ``ntu`` its clip lengths with
+    space shrunk to the tiny crop. Only ``structure``'s shape passes run at the full size."""
+    return recipe if recipe.size != 'ntu' else shrink(recipe, keep_time=True)
+
+
+def pass_sizes(recipe: BatchRecipe) -> dict[str, str]:
+    """What each kind of pass runs at, in words (``RGB CxTxHxW  pose CxTxHxW``), by kind."""
+    def sizes(r: BatchRecipe) -> str:
+        return (f'RGB {r.rgb_channels}x{r.rgb_frames}x{r.crop}x{r.crop}  pose '
+                f'{r.heatmap_channels}x{r.pose_frames}x{r.heatmap}x{r.heatmap}')
+
+    values = value_recipe(recipe)
+    if values == recipe:
+        return {'every pass': sizes(recipe)}
+    return {'shape passes (structure, on the meta device)': sizes(recipe),
+            'value passes and the memory estimate': sizes(values)}
+
+
 def synthetic_labels(count: int, num_classes: int) -> list[int]:
     """Distinct, deterministic labels that start at 0 and stride across the classes.
 

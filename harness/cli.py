@@ -159,14 +159,16 @@ class Console:
 
 
 def _header_line(header: dict[str, Any]) -> str:
+    """Batch, views, what each kind of pass runs at, device, hierarchy; then, one line each,
+    what the guard had to assume because the config does not say."""
     recipe = header['recipe']
-    line = (f'  N={recipe["batch_size"]} V={recipe["views"]}  RGB {recipe["rgb_frames"]}x'
-            f'{recipe["crop"]}x{recipe["crop"]}  pose {recipe["heatmap_channels"]}x'
-            f'{recipe["pose_frames"]}x{recipe["heatmap"]}x{recipe["heatmap"]}  '
-            f'device {header["device"]}')
+    passes = header.get('passes') or {}
+    sizes = '; '.join(f'{size}' if kind == 'every pass' else f'{kind}: {size}'
+                      for kind, size in passes.items())
+    line = f'  N={recipe["batch_size"]} V={recipe["views"]}  {sizes}  device {header["device"]}'
     if header.get('hierarchy'):
         line += f'  hierarchy: {header["hierarchy"]}'
-    return line
+    return '\n'.join([line, *(f'  assumed: {note}' for note in recipe.get('assumed') or ())])
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -286,7 +288,7 @@ def _conclude(args: argparse.Namespace, console: Console, outcome: Any, names: l
         during = outcome.running or ('start-up' if outcome.header is None else 'the report')
         _error(f'interrupted during {during} ({outcome.interrupted})')
     else:
-        cause = _root_cause(results)
+        cause = _root_cause(results, (outcome.header or {}).get('recipe'))
         console.line('  ' + '  '.join(f'{k} {v:.2f}s' for k, v in timings.items()))
         if cause is not None:
             console.line(f'ROOT CAUSE: {bounded(cause["message"])}')
@@ -312,7 +314,8 @@ def _conclude(args: argparse.Namespace, console: Console, outcome: Any, names: l
     return code
 
 
-def _root_cause(results: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _root_cause(results: list[dict[str, Any]],
+                inputs: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """The one mistake several failures follow from, when there is one."""
     try:
         from .rootcause import root_cause
@@ -322,7 +325,7 @@ def _root_cause(results: list[dict[str, Any]]) -> dict[str, Any] | None:
 
     from .result import CheckResult
 
-    found = root_cause([CheckResult.from_json(r) for r in results])
+    found = root_cause([CheckResult.from_json(r) for r in results], inputs)
     if found is None:
         return None
     data = asdict(found) if is_dataclass(found) else dict(found)

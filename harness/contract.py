@@ -101,7 +101,8 @@ SCORE_KEYS = ('rgb', 'pose', 'rgb_coarse', 'pose_coarse')
 FINE_SCORE_KEYS = ('rgb', 'pose')
 #: Where a prediction is stored: MMAction2 1.2, then 1.0/1.1 forks.
 PREDICTION_FIELDS = ('pred_score', 'pred_scores')
-#: The keys a prediction's score dict has, so that AccMetric reports the metric below.
+#: The score keys MMAction2's own AccMetric fuses into the metric below (only when they are
+#: the dict's only keys; a fork's AccMetric may fuse more).
 PREDICTION_KEYS = ('rgb', 'pose')
 METRIC_KEY = 'acc/RGBPose_1:1_top1'
 LOSS_WEIGHTS = (1.0, 1.2, 0.5, 0.9)

@@ -334,14 +334,53 @@ def _class_cause(cause: Mismatch) -> RootCause:
                      cause.got, Rule.LABELS.value, fix, cause.text)
 
 
-def root_cause(results: Iterable[CheckResult]) -> RootCause | None:
+#: The guard's synthetic inputs, by recipe field: what each is called, and how an
+#: assumption about it reads in ``recipe['assumed']``.
+GUARD_INPUTS = {'heatmap_channels': ('heatmap_imgs', 'heat-map channels'),
+                'rgb_channels': ('imgs', 'RGB channels')}
+
+
+def _guard_made(cause: Mismatch, inputs: dict[str, Any] | None) -> RootCause | None:
+    """The guard's own picture of the model, when that is what the mismatch is.
+
+    A module that received as many channels as the guard's synthetic input has,
+    a count the guard had to assume (the config does not say it), was fed the
+    guard's guess: no defect of the model, and no config key of the user's is
+    to blame. A count the config states stays the config's.
+    """
+    if not inputs or cause.kind != 'channels' or cause.module == 'cls_head' or \
+            cause.name in FEATURE_NAMES:
+        return None
+    assert cause.expected is not None and cause.got is not None
+    for field_name, (name, said) in GUARD_INPUTS.items():
+        assumed = [note for note in inputs.get('assumed') or () if note.startswith(said)]
+        if inputs.get(field_name) != cause.got or not assumed:
+            continue
+        where = cause.module or 'the model'
+        message = (f"the guard's own {name} have {cause.got} channels, an assumption ("
+                   f'{assumed[0]}), and {where} was built for {cause.expected}: the checks '
+                   "failed on the guard's inputs, not on a defect of the model")
+        fix = (f'say in the config what the model takes: the stream\'s in_channels '
+               f'({cause.expected}) in model.backbone, e.g. pose_stream=dict(in_channels='
+               f'{cause.expected}), or GeneratePoseTarget\'s key points / skeletons'
+               if name == 'heatmap_imgs' else
+               f'declare the RGB stream\'s in_channels ({cause.expected}) in model.backbone')
+        return RootCause(message, where, name, cause.expected, cause.got, None, None,
+                         Rule.INPUTS.value, fix, cause.text)
+    return None
+
+
+def root_cause(results: Iterable[CheckResult],
+               inputs: dict[str, Any] | None = None) -> RootCause | None:
     """The one mismatch that several failed checks follow from, or None.
 
     Candidates are the count mismatches the failures state with both counts
     (a channel count a module was built for and the one it received, or a
     class-score width and the hierarchy's). The candidate that explains the
     most failed checks wins if it explains at least two; failures that share
-    no cause give None.
+    no cause give None. ``inputs`` is the run's batch recipe (the report
+    header's ``recipe``): a mismatch the guard's own assumed inputs created is
+    said to be the guard's, never blamed on the model (:func:`_guard_made`).
     """
     results = list(results)
     failed = _failed(results)
@@ -364,6 +403,7 @@ def root_cause(results: Iterable[CheckResult]) -> RootCause | None:
     if best is None or len(best[1]) < MIN_FOLLOWERS:
         return None
     cause, follows = best
-    found = _channel_cause(cause, results) if cause.kind == 'channels' else _class_cause(cause)
+    found = _guard_made(cause, inputs) or (
+        _channel_cause(cause, results) if cause.kind == 'channels' else _class_cause(cause))
     found.follows = follows
     return found

@@ -59,6 +59,8 @@ def header(ctx: Any, imports: float) -> dict[str, Any]:
     """What the report says about the run before any check: sizes, device, sources."""
     from dataclasses import asdict
 
+    from .batch import pass_sizes
+
     hierarchy = ctx.hierarchy
     return {
         'config': str(ctx.settings.config),
@@ -66,6 +68,7 @@ def header(ctx: Any, imports: float) -> dict[str, Any]:
         'recipe': asdict(ctx.recipe),
         'hierarchy': getattr(hierarchy, 'source', None),
         'size_note': getattr(ctx, 'size_note', None),
+        'passes': pass_sizes(ctx.recipe),
         'timings': {'imports': imports, **ctx.timings},
         'versions': versions(),
     }

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from ..batch import labels_of, make_batch, preprocess, shrink
+from ..batch import labels_of, make_batch, preprocess, value_recipe
 from ..context import GuardContext
 from ..contract import PREDICTION_FIELDS, Rule
 from ..errors import one_line
@@ -49,9 +49,8 @@ def value_context(ctx: GuardContext) -> GuardContext:
     models that hard-code them; the full-size shapes are ``structure``'s, from
     a shape-only pass (:func:`shape_pass`). At ``tiny`` it is ``ctx`` itself.
     """
-    if ctx.recipe.size != 'ntu':
-        return ctx
-    return replace(ctx, recipe=shrink(ctx.recipe, keep_time=True))
+    values = value_recipe(ctx.recipe)
+    return ctx if values == ctx.recipe else replace(ctx, recipe=values)
 
 
 def shape_pass(ctx: GuardContext, mode: str) -> tuple[Pass, str | None]:

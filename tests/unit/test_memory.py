@@ -36,3 +36,22 @@ def test_the_probe_leaves_the_model_as_it_was(ctx):
     memory.bytes_per_sample(ctx.model, ctx.recipe)
     assert ctx.model.training
     assert not any(module._forward_hooks for module in ctx.model.modules())
+
+
+def test_a_batch_too_large_is_refused_before_any_pass_at_that_size(ctx, monkeypatch):
+    """The estimate runs one sample of one view: --batch-size 5000 is refused in seconds."""
+    from epam_guard.context import settle_sizes
+
+    per_clip = memory.bytes_per_sample(ctx.model, ctx.recipe)
+    monkeypatch.setattr(memory, 'free_bytes', lambda device: 100 * per_clip)
+    seen: list[int] = []
+    hook = ctx.model.backbone.register_forward_pre_hook(
+        lambda module, args: seen.append(int(args[0].shape[0])))
+    big = replace(ctx, recipe=replace(ctx.recipe, batch_size=5000), passes={})
+    try:
+        with pytest.raises(SizeError, match='--batch-size 5000 needs about .* use --batch-size '
+                                            '80 or less'):
+            settle_sizes(big)
+    finally:
+        hook.remove()
+    assert seen == [1]  # one clip, once: nothing ran at the asked size

@@ -184,3 +184,22 @@ def test_real_run_of_a_wrong_head_in_channels() -> None:
     assert (cause.got, cause.expected, cause.config_value) == (432, 400, [400, 216])
     assert '432' in cause.message and '[400, 216]' in cause.message
     assert cause.follows == [r.name for r in results]
+
+
+def test_a_mismatch_the_guards_assumed_inputs_made_is_never_blamed_on_the_model():
+    """17 heat-map channels the guard assumed, a stream built for 25: the guard says it was
+    its own input, names no config key of the user's as wrong, and says what to declare."""
+    assumed = {'heatmap_channels': 17, 'rgb_channels': 3,
+               'assumed': ['heat-map channels 17 (17 COCO key points): GeneratePoseTarget does '
+                           'not fix the key points and the backbone declares no pose input '
+                           'channels']}
+    cause = root_cause(recorded('pose_fork'), assumed)
+    assert cause is not None and cause.config_key is None and cause.rule == '1'
+    assert cause.message.startswith("the guard's own heatmap_imgs have 17 channels, an "
+                                    'assumption (heat-map channels 17')
+    assert 'built for 25' in cause.message and 'not on a defect of the model' in cause.message
+    assert 'pose_stream=dict(in_channels=25)' in cause.fix
+    # the same 17 taken from the config is the config's, and stays a config mismatch
+    from_config = root_cause(recorded('pose_fork'), {**assumed, 'assumed': []})
+    assert from_config is not None
+    assert from_config.config_key == 'model.backbone.pose_stream.in_channels'
