@@ -274,4 +274,26 @@ def save_best_findings(cfg: Any, metrics: dict[str, Any] | None,
                 f'CheckpointHook(save_best={key!r}) waits for a metric the config\'s '
                 f'val_evaluator does not produce ({fix}training dies with KeyError after its '
                 f'first validation); it produces {listed or "nothing"}'))
+    return findings + early_stopping_findings(cfg, metrics)
+
+
+def early_stopping_findings(cfg: Any, metrics: dict[str, Any] | None) -> list[Finding]:
+    """``EarlyStoppingHook(monitor=...)`` in ``custom_hooks`` against ``metrics``: MMEngine's
+    hook raises at the first validation when its metric is missing (``strict=True``), or
+    warns and never stops early."""
+    findings = []
+    for hook in cfg.get('custom_hooks') or []:
+        if not isinstance(hook, dict) or hook.get('type') != 'EarlyStoppingHook' or \
+                metrics is None:
+            continue
+        monitor = hook.get('monitor')
+        if monitor is not None and monitor not in metrics:
+            close = closest(str(monitor), list(metrics))
+            fix = f'did you mean {close!r}? ' if close else ''
+            then = ('training dies with RuntimeError after its first validation'
+                    if hook.get('strict') else 'training never stops early')
+            findings.append(Finding(Rule.HEAD,
+                f'EarlyStoppingHook(monitor={monitor!r}) waits for a metric the config\'s '
+                f'val_evaluator does not produce ({fix}{then}); it produces '
+                f'{", ".join(list(metrics)[:METRICS_SHOWN])}'))
     return findings

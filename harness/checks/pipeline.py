@@ -8,7 +8,8 @@ comes out is compared with what the model takes, in plain words, before any
 tensor reaches the model:
 
 - the modalities ``imgs`` and ``heatmap_imgs`` (``PackActionInputs.collect_keys``);
-- 3 RGB channels, and ``backbone.pose_stream.in_channels`` heat-map channels;
+- the RGB channels of the batch recipe, and the heat-map channels the backbone declares for
+  its pose stream (``backbone.pose_stream.in_channels``, ``pose_pathway``, ...);
 - pose frames = k x RGB frames, with the k the guard's other checks use
   (the training pipeline's ``clip_len`` ratio);
 - RGB side / 32 = heat-map side / 8, a whole number;
@@ -35,7 +36,7 @@ from typing import Any
 
 import torch
 
-from ..batch import POSE_STRIDE, RGB_STRIDE, pipeline_of, read_label, step_of
+from ..batch import POSE_STRIDE, RGB_STRIDE, declared_channels, pipeline_of, read_label, step_of
 from ..context import GuardContext
 from ..contract import PREDICTION_FIELDS, Rule
 from ..describe import short
@@ -53,9 +54,11 @@ MODES = {'train': 'loss', 'val': 'predict', 'test': 'predict'}
 def expectations(ctx: GuardContext) -> dict[str, Any]:
     """What the model takes, from the model config and the guard's batch recipe."""
     backbone = ctx.cfg.model.get('backbone') or {}
+    heatmaps, key = declared_channels(backbone, 'pose')
     return {
-        'rgb_channels': int((backbone.get('rgb_stream') or {}).get('in_channels', 3)),
-        'heatmap_channels': (backbone.get('pose_stream') or {}).get('in_channels'),
+        'rgb_channels': ctx.recipe.rgb_channels,
+        'heatmap_channels': heatmaps,
+        'heatmap_key': key,
         'ratio': ctx.recipe.pose_frames // ctx.recipe.rgb_frames,
         'num_classes': ctx.recipe.num_classes,
     }
@@ -110,7 +113,7 @@ def sample_findings(inputs: Any, pipeline: list[dict],
     wanted = expect['heatmap_channels']
     if wanted is not None and heat_channels != wanted:
         problems.append(f'heatmap_imgs has {heat_channels} channels (GeneratePoseTarget), but '
-                        f'backbone.pose_stream.in_channels is {wanted}')
+                        f'{expect["heatmap_key"]} is {wanted}')
     clips = expected_views(pipeline)
     if views != heat_views:
         problems.append(f'imgs packs {views} views per sample and heatmap_imgs {heat_views}; '

@@ -79,6 +79,14 @@ def test_four_score_keys_with_the_stock_accmetric_fail_structure_naming_the_caus
         'pose_coarse)' in text
 
 
+def test_an_early_stopping_metric_nobody_produces_fails_structure(make_context):
+    result, _ = failing(make_context, 'structure', {'custom_hooks': [dict(
+        type='EarlyStoppingHook', monitor='acc/RGBPose_top1')]}, '4')
+    assert "EarlyStoppingHook(monitor='acc/RGBPose_top1') waits for a metric the config's " \
+        "val_evaluator does not produce (did you mean 'acc/RGBPose_1:1_top1'?" \
+        in messages(result)
+
+
 def test_four_score_keys_with_a_fusing_accmetric_of_the_users_pass_structure(make_context):
     """The metric is judged by the config's own evaluator, as the user's code registers it."""
     ctx = make_context({**overrides(head='GuardTestFourScoreHead'),
