@@ -1,4 +1,4 @@
-"""``epam-guard``: the command-line front end (check, trace, summary).
+"""``epam-guard``: the command-line front end (check, trace, summary, bisect).
 
 The CLI is a supervisor: it validates its arguments and prints its first line
 before anything heavy is imported, then runs the model in a child process it
@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .bisect_cli import add_parser as add_bisect_parser
+from .bisect_cli import cmd_bisect
 from .checks import CHECKS, select_checks
 from .options import add_options, output_file
 from .result import MESSAGE_LIMIT, bounded
@@ -58,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     trace = commands.add_parser('trace', help='print the data flow of one loss and one '
                                               'predict call')
     summary = commands.add_parser('summary', help='print parameter counts per part')
+    add_bisect_parser(commands)
     for sub in (check, trace, summary):
         sub.add_argument('config', nargs='?', default=None,
                          help='MMEngine config (default: the packaged configs/epam_ntu60.py)')
@@ -363,7 +366,7 @@ def cmd_text(args: argparse.Namespace, console: Console, started: float) -> int:
     return EXIT_OK
 
 
-COMMANDS = {'check': cmd_check, 'trace': cmd_text, 'summary': cmd_text}
+COMMANDS = {'check': cmd_check, 'trace': cmd_text, 'summary': cmd_text, 'bisect': cmd_bisect}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
