@@ -80,6 +80,7 @@ def run_step(plan: dict[str, Any], root: Path) -> dict[str, Any]:
     for folder in plan['import_paths']:
         argv += ['--import-path', _path(folder, root)]
     started = time.perf_counter()
+    new: list[tuple[str, str]]
     with open(steps / f'{commit}.log', 'w') as log, contextlib.redirect_stdout(log), \
             contextlib.redirect_stderr(log):
         code = guard(argv)

@@ -327,7 +327,7 @@ def _pairs(results: list[dict[str, Any]], fatal: dict[str, Any] | None) -> set[t
 
 
 def _follow(text: str, progress: Progress) -> None:
-    """``Bisecting: 5 revisions left to test after this (roughly 3 steps)`` + ``[hash] subject``."""
+    """Steps left (``Bisecting: ... (roughly 3 steps)``) and the commit (``[hash] subject``)."""
     for line in text.splitlines():
         if line.startswith('Bisecting:') and 'roughly' in line:
             steps = line.split('roughly', 1)[1].split()[0]

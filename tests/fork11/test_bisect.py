@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import bisect_repo
 import psutil
 import pytest
 
-import bisect_repo
 from epam_guard.cli import EXIT_OK
 
 pytestmark = pytest.mark.slow
