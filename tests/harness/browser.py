@@ -60,7 +60,8 @@ class Browser:
             os.dup2(from_browser, 4)
 
         self.process = subprocess.Popen(
-            [self.binary, '--headless', '--no-sandbox', '--disable-gpu',
+            # No sandbox: CI containers run as root; no /dev/shm: theirs is small.
+            [self.binary, '--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
              '--remote-debugging-pipe', f'--user-data-dir={self.profile}', '--no-first-run',
              '--no-default-browser-check', '--hide-scrollbars', 'about:blank'],
             preexec_fn=wire, pass_fds=(3, 4), stdout=subprocess.DEVNULL,

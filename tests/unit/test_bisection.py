@@ -87,3 +87,21 @@ def test_unusable_arguments_exit_2_with_one_line(tmp_path, capsys, extra, messag
     assert message in err and len(err.strip().splitlines()) == 1, err
     assert subprocess.run(['git', 'worktree', 'list'], cwd=repo, capture_output=True,
                           text=True).stdout.count('\n') == 1
+
+
+def test_skipped_commits_that_leave_several_candidates_are_listed_not_guessed(tmp_path):
+    from types import SimpleNamespace
+
+    from epam_guard.bisection import Outcome, Plan, _conclude, format_report, report
+
+    first, second = 'a' * 40, 'b' * 40
+    output = ("There are only 'skip'ped commits left to test.\n"
+              f'The first bad commit could be any of:\n{first}\n{second}\n'
+              'We cannot bisect more!\n')
+    outcome = Outcome(Plan(tmp_path, 'g' * 40, 'h' * 40, 'c.py', ['.'], [], 5))
+    _conclude(outcome, SimpleNamespace(repo=tmp_path, tree=tmp_path), output)
+    assert outcome.first_bad is None and outcome.candidates == [first, second]
+    data = report(outcome)
+    assert data['first_bad'] is None and data['candidates'] == [first, second]
+    text = '\n'.join(format_report(data))
+    assert 'could be any of 2 commits' in text and first[:10] in text
