@@ -81,7 +81,9 @@ def cmd_bisect(args: argparse.Namespace, console: Any, started: float) -> int:
     steps: dict[str, Any] = {'left': None}
 
     def progress(kind: str, data: Any) -> None:
-        if kind == 'steps':
+        if kind == 'tick':
+            console.progress()
+        elif kind == 'steps':
             steps['left'] = data
         elif kind == 'testing':
             commit, role = data

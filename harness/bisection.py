@@ -28,6 +28,8 @@ from typing import Any, Callable
 from .bisect_step import MARK
 from .errors import GuardError
 
+#: Seconds between refreshes of the progress line while a commit is checked.
+TICK = 0.5
 #: Seconds a step may take to stop on SIGTERM (its supervisor cleans up) before it is killed.
 STOP_GRACE = 20.0
 #: Environment variables that would point git at another repository than the one asked.
@@ -218,13 +220,13 @@ def _tested(workspace: Workspace, commit: str) -> Tested:
                   data['results'], data.get('fatal'))
 
 
-def _step(workspace: Workspace, plan_file: Path) -> Tested:
+def _step(workspace: Workspace, plan_file: Path, progress: Progress) -> Tested:
     """One step outside ``git bisect`` (at --good, at --bad), in the worktree as checked out."""
     workspace.process = subprocess.Popen(
         [sys.executable, '-m', 'epam_guard.bisect_step', str(plan_file)], cwd=workspace.tree,
         env=workspace.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True)
-    workspace.process.wait()
+    _wait(workspace.process, progress)
     workspace.process = None
     commit = git(workspace.tree, 'rev-parse', 'HEAD')
     if not (workspace.steps / f'{commit}.json').exists():
@@ -250,16 +252,43 @@ def _files(repo: Path, commit: str) -> list[str]:
 Progress = Callable[[str, Any], None]
 
 
-def _bisect_lines(process: subprocess.Popen) -> Iterator[str]:
+def _bisect_lines(process: subprocess.Popen, progress: Progress) -> Iterator[str]:
+    """``git bisect run``'s output, line by line; a ``tick`` while it is quiet."""
+    import selectors
+
     assert process.stdout is not None
-    for line in process.stdout:
-        yield line.rstrip('\n')
+    fd = process.stdout.fileno()
+    buffer = b''
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while True:
+            if not selector.select(timeout=TICK):
+                progress('tick', None)
+                continue
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            *lines, buffer = (buffer + chunk).split(b'\n')
+            for line in lines:
+                yield line.decode(errors='replace')
+    if buffer:
+        yield buffer.decode(errors='replace')
+
+
+def _wait(process: subprocess.Popen, progress: Progress) -> None:
+    while True:
+        try:
+            process.wait(timeout=TICK)
+            return
+        except subprocess.TimeoutExpired:
+            progress('tick', None)
 
 
 def bisect(plan: Plan, progress: Progress) -> Outcome:
     """Run the bisection ``plan`` describes; ``progress(kind, data)`` sees each step.
 
-    Kinds: ``tested`` (a :class:`Tested`), ``testing`` (``(commit, steps left)``).
+    Kinds: ``testing`` (``(short hash, 'good' | 'bad' | None)``), ``steps`` (steps
+    left, as git estimates them), ``tested`` (a :class:`Tested`), ``tick`` (time passes).
     Raises :class:`BisectError` when the good commit cannot be checked.
     """
     started = time.perf_counter()
@@ -268,7 +297,7 @@ def bisect(plan: Plan, progress: Progress) -> Outcome:
     try:
         workspace.open(plan.good)
         progress('testing', (plan.good[:10], 'good'))
-        good = _step(workspace, _write_plan(workspace, plan, [], None))
+        good = _step(workspace, _write_plan(workspace, plan, [], None), progress)
         outcome.runs.append(good)
         progress('tested', good)
         if good.status == 'skip':
@@ -276,7 +305,7 @@ def bisect(plan: Plan, progress: Progress) -> Outcome:
         baseline = sorted(_pairs(good.results, good.fatal))
         git(workspace.tree, 'checkout', '--quiet', '--detach', plan.bad)
         progress('testing', (plan.bad[:10], 'bad'))
-        bad = _step(workspace, _write_plan(workspace, plan, baseline, None))
+        bad = _step(workspace, _write_plan(workspace, plan, baseline, None), progress)
         outcome.runs.append(bad)
         progress('tested', bad)
         if bad.status == 'skip':
@@ -294,9 +323,9 @@ def bisect(plan: Plan, progress: Progress) -> Outcome:
                 ['git', '-c', 'core.hooksPath=/dev/null', 'bisect', 'run', sys.executable,
                  '-m', 'epam_guard.bisect_step', str(plan_file)],
                 cwd=workspace.tree, env=workspace.env(), stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                stderr=subprocess.STDOUT, start_new_session=True)
             output = []
-            for line in _bisect_lines(workspace.process):
+            for line in _bisect_lines(workspace.process, progress):
                 output.append(line)
                 if line.startswith(MARK):
                     commit = line.split()[1]
