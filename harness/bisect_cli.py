@@ -69,7 +69,8 @@ def _detail(run: Any) -> str:
 
 def cmd_bisect(args: argparse.Namespace, console: Any, started: float) -> int:
     """Run the bisection and print (and with ``--json`` write) its report."""
-    from .bisection import bisect, format_report, report, resolve_plan
+    from .bisect_report import format_report, report
+    from .bisection import bisect, resolve_plan
     from .cli import EXIT_FAILED, EXIT_OK, _error, _resolve_config
     from .supervisor import Interrupted, become_subreaper, interruptible, reap_orphans, shielded
 

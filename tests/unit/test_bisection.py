@@ -92,7 +92,8 @@ def test_unusable_arguments_exit_2_with_one_line(tmp_path, capsys, extra, messag
 def test_skipped_commits_that_leave_several_candidates_are_listed_not_guessed(tmp_path):
     from types import SimpleNamespace
 
-    from epam_guard.bisection import Outcome, Plan, _conclude, format_report, report
+    from epam_guard.bisect_report import format_report, report
+    from epam_guard.bisection import Outcome, Plan, _conclude
 
     first, second = 'a' * 40, 'b' * 40
     output = ("There are only 'skip'ped commits left to test.\n"
