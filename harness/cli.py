@@ -1,4 +1,4 @@
-"""``epam-guard``: the command-line front end (check, trace, summary).
+"""``epam-guard``: the command-line front end (check, trace, summary, bisect).
 
 The CLI is a supervisor: it validates its arguments and prints its first line
 before anything heavy is imported, then runs the model in a child process it
@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .bisect_cli import add_parser as add_bisect_parser
+from .bisect_cli import cmd_bisect
 from .checks import CHECKS, select_checks
 from .options import add_options, output_file
 from .result import MESSAGE_LIMIT, bounded
@@ -27,7 +29,7 @@ from .result import MESSAGE_LIMIT, bounded
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
 SHOWN_FINDINGS = 5
 #: Options of the worker's settings that only the CLI reads.
-CLI_ONLY = ('command', 'json', 'junit', 'verbose', 'list', 'in_process')
+CLI_ONLY = ('command', 'json', 'junit', 'verbose', 'list', 'in_process', 'html', 'dot')
 
 
 def _version() -> str:
@@ -58,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     trace = commands.add_parser('trace', help='print the data flow of one loss and one '
                                               'predict call')
     summary = commands.add_parser('summary', help='print parameter counts per part')
+    add_bisect_parser(commands)
     for sub in (check, trace, summary):
         sub.add_argument('config', nargs='?', default=None,
                          help='MMEngine config (default: the packaged configs/epam_ntu60.py)')
@@ -71,6 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument('--junit', type=output_file, default=None, metavar='PATH',
                        help='also write the results as JUnit XML to PATH (one test case '
                             'per check)')
+    for sub, flag, text in (
+            (check, '--html', 'also write the results and the recorded data flow as one '
+                              'self-contained HTML page to PATH'),
+            (trace, '--html', 'draw the data flow as one self-contained HTML page at PATH '
+                              'instead of printing it'),
+            (trace, '--dot', 'write the data flow as Graphviz dot text to PATH instead of '
+                             'printing it')):
+        sub.add_argument(flag, type=output_file, default=None, metavar='PATH', help=text)
     check.add_argument('--list', action='store_true',
                        help='list the checks with their rules and tier, and exit')
     check.add_argument('-v', '--verbose', action='store_true',
@@ -248,10 +259,13 @@ def cmd_check(args: argparse.Namespace, console: Console, started: float) -> int
         return int(run_launched(settings_from(settings), names, args.json, args.junit))
 
     restarted = False
+    flows: list[dict[str, Any]] = []
 
     def on_event(event: dict[str, Any]) -> None:
         nonlocal restarted
         kind = event['event']
+        if kind == 'flow':
+            flows.append(event)
         if kind == 'ready' and restarted:
             return  # a fresh process after a crash or hang: the header was said once
         if kind == 'ready':
@@ -267,8 +281,16 @@ def cmd_check(args: argparse.Namespace, console: Console, started: float) -> int
             console.result(event['result'])
 
     console.progress('start-up')
-    outcome = _run({'command': 'check', 'settings': settings, 'checks': names}, args, on_event)
-    return _conclude(args, console, outcome, names, started)
+    outcome = _run({'command': 'check', 'settings': settings, 'checks': names,
+                    'picture': bool(args.html)}, args, on_event)
+    code = _conclude(args, console, outcome, names, started)
+    if args.html:
+        from .picture import write_check_html
+
+        write_check_html(args.html, outcome.results,
+                         {'config': (outcome.header or {}).get('config', config),
+                          'exit_status': code}, flows[-1] if flows else None)
+    return code
 
 
 def _conclude(args: argparse.Namespace, console: Console, outcome: Any, names: list[str],
@@ -352,21 +374,40 @@ def cmd_text(args: argparse.Namespace, console: Console, started: float) -> int:
     """``trace`` and ``summary``: one text from the model process."""
     config = _resolve_config(args)
     settings = {**_settings(args), 'config': config}
+    picture = bool(getattr(args, 'html', None) or getattr(args, 'dot', None))
+    flows: list[dict[str, Any]] = []
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event['event'] == 'tick':
+            console.progress()
+        elif event['event'] == 'flow':
+            flows.append(event)
+
     console.progress('start-up')
-    outcome = _run({'command': args.command, 'settings': settings, 'checks': []}, args,
-                   lambda event: console.progress() if event['event'] == 'tick' else None)
+    outcome = _run({'command': args.command, 'settings': settings, 'checks': [],
+                    'picture': picture}, args, on_event)
     if outcome.fatal is not None:
         _error(outcome.fatal['message'])
         return int(outcome.fatal.get('exit', EXIT_UNUSABLE))
     if outcome.interrupted is not None:
         _error(f'interrupted during {args.command} ({outcome.interrupted})')
         return outcome.interrupted.exit_code
+    if picture:
+        from .picture import write_trace
+
+        if not flows or flows[-1].get('flow') is None:
+            _error('no data flow to draw: ' + (flows[-1].get('reason', '') if flows else
+                                               'the model process sent none'))
+            return EXIT_FAILED
+        for path in write_trace(flows[-1]['flow'], args.html, args.dot):
+            console.line(f'wrote {path}')
+        return EXIT_OK
     for text in outcome.text:
         console.line(text)
     return EXIT_OK
 
 
-COMMANDS = {'check': cmd_check, 'trace': cmd_text, 'summary': cmd_text}
+COMMANDS = {'check': cmd_check, 'trace': cmd_text, 'summary': cmd_text, 'bisect': cmd_bisect}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

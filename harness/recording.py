@@ -95,13 +95,16 @@ def _bind(func: Callable[..., Any], args: tuple, kwargs: dict) -> dict[str, Any]
 
 
 def default_targets(model: nn.Module) -> dict[str, nn.Module]:
-    """The modules worth recording: backbone and its parts, the head's losses."""
+    """The modules worth recording: backbone and its parts, the neck, the head's losses."""
     targets: dict[str, nn.Module] = {}
     backbone = getattr(model, 'backbone', None)
     if isinstance(backbone, nn.Module):
         targets['backbone'] = backbone
         for name, child in backbone.named_children():
             targets[f'backbone.{name}'] = child
+    neck = getattr(model, 'neck', None)  # MMAction2's optional part between the two
+    if isinstance(neck, nn.Module):
+        targets['neck'] = neck
     head = getattr(model, 'cls_head', None)
     if isinstance(head, nn.Module):
         for name, module in head.named_modules():

@@ -27,7 +27,7 @@ MAX_ELEMENTS = 32
 STEP = '  '
 
 
-def _value(value: Any, fine: torch.Tensor, coarse: torch.Tensor) -> str:
+def value_text(value: Any, fine: torch.Tensor, coarse: torch.Tensor) -> str:
     """One value on one line; integer vectors with their values and a label mark."""
     if isinstance(value, torch.Tensor) and not value.is_floating_point() and value.dim() == 1:
         mark = ''
@@ -49,19 +49,20 @@ def _nested(value: Any) -> bool:
         isinstance(v, SampleView) for v in value)
 
 
-def _lines(label: str, value: Any, indent: str, fine: torch.Tensor,
-           coarse: torch.Tensor) -> list[str]:
-    """``label`` and ``value``, containers expanded one element per line below it."""
+def lines_of(label: str, value: Any, indent: str, fine: torch.Tensor,
+           coarse: torch.Tensor, limit: int = MAX_ELEMENTS) -> list[str]:
+    """``label`` and ``value``, containers expanded one element per line below it
+    (``limit`` elements each, then ``... N more``)."""
     if not _nested(value):
-        return [f'{indent}{label}{_value(value, fine, coarse)}']
+        return [f'{indent}{label}{value_text(value, fine, coarse)}']
     items = list(value.items()) if isinstance(value, dict) else \
         [(f'[{i}]', item) for i, item in enumerate(value)]
     lines = [f'{indent}{label}{type(value).__name__}[{len(items)}]']
-    for key, item in items[:MAX_ELEMENTS]:
-        lines += _lines(f'{key}: ' if isinstance(value, dict) else f'{key} ', item,
-                        indent + STEP + ' ', fine, coarse)
-    if len(items) > MAX_ELEMENTS:
-        lines.append(f'{indent}{STEP} ... {len(items) - MAX_ELEMENTS} more')
+    for key, item in items[:limit]:
+        lines += lines_of(f'{key}: ' if isinstance(value, dict) else f'{key} ', item,
+                        indent + STEP + ' ', fine, coarse, limit)
+    if len(items) > limit:
+        lines.append(f'{indent}{STEP} ... {len(items) - limit} more')
     return lines
 
 
@@ -77,16 +78,16 @@ def format_call(call: Call, fine: torch.Tensor, coarse: torch.Tensor) -> str:
                 if isinstance(value, (list, tuple)) and _nested(value)}
     inline = ', '.join(
         f'{key}={type(value).__name__}[{len(value)}]' if key in expanded
-        else f'{key}={_value(value, fine, coarse)}' for key, value in passed.items())
+        else f'{key}={value_text(value, fine, coarse)}' for key, value in passed.items())
     lines = [f'{indent}{call.module}.{call.method}({inline})']
     for key, value in expanded.items():
-        lines += _lines(f'{key}=', value, indent + STEP * 2, fine, coarse)
+        lines += lines_of(f'{key}=', value, indent + STEP * 2, fine, coarse)
     inner = indent + STEP
     if call.error:
         lines.append(f'{inner}!! {call.error.splitlines()[0]}')
     elif call.returned is not None or call.output is not None:
         returned = call.returned if call.returned is not None else call.output
-        lines += _lines('-> ', returned, inner, fine, coarse)
+        lines += lines_of('-> ', returned, inner, fine, coarse)
     return '\n'.join(lines)
 
 

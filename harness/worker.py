@@ -8,7 +8,8 @@ file ``SPEC`` and writes one JSON event per line to the file descriptor
 
 Events, in order: ``ready`` (what was built: recipe, device, hierarchy,
 versions, timings), then per check ``start`` and ``result``, or ``text`` for
-``trace``/``summary``; ``fatal`` when the config or model is unusable;
+``trace``/``summary``; ``flow`` (the recorded data flow, when the spec asks
+for a ``picture``); ``fatal`` when the config or model is unusable;
 ``done`` at the end. A child that stops before ``done`` crashed or was
 stopped; the supervisor says which check it was in.
 """
@@ -97,6 +98,17 @@ def _summary_text(ctx: Any) -> str:
     return '\n'.join(lines)
 
 
+def _emit_flow(ctx: Any, emit: Emit) -> None:
+    """The recorded data flow for a picture (``--html``/``--dot``), or why there is none."""
+    from .errors import one_line
+    from .flowgraph import flow
+
+    try:
+        emit({'event': 'flow', 'flow': flow(ctx)})
+    except Exception as exc:  # a model that cannot even make the passes: said, not fatal
+        emit({'event': 'flow', 'flow': None, 'reason': one_line(exc)})
+
+
 def session(spec: dict[str, Any], emit: Emit) -> None:
     """Build the context ``spec`` describes and run its command, reporting through ``emit``.
 
@@ -152,12 +164,16 @@ def _session(spec: dict[str, Any], emit: Emit, homes: Any) -> None:
             emit({'event': 'start', 'check': name})
             result = run_check(ctx, name, CHECKS[name])
             emit({'event': 'result', 'result': result.to_json()})
+        if spec.get('picture'):
+            _emit_flow(ctx, emit)
     else:
         try:
             if command == 'trace':
                 from .trace import trace
 
                 text = trace(ctx)
+                if spec.get('picture'):
+                    _emit_flow(ctx, emit)
             else:
                 text = _summary_text(ctx)
         except Exception as exc:

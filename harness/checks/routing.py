@@ -7,9 +7,12 @@ tensor mode: ``gt=None, gt_coarse=None`` and no label tensor anywhere.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 from ..context import GuardContext
 from ..contract import BACKBONE_ARGUMENTS, HEAD_SIGNATURES, LABEL_NAMES, TUPLE_NAMES, Rule
 from ..describe import short, values
+from ..recording import Call
 from ..result import CheckResult, Finding
 from .common import (
     Pass,
@@ -21,80 +24,91 @@ from .common import (
     value_context,
 )
 
+#: Findings with the recorded call that shows each (None where no single call does).
+Found = list[tuple[Optional[Call], Finding]]
 
-def _head_calls(run: Pass, findings: list[Finding]) -> None:
+
+def _head_calls(run: Pass, findings: Found) -> None:
     for method, allowed in HEAD_SIGNATURES.items():
         for call in run.recorder.of('cls_head', method):
             extra = sorted(call.kwargs)
             if extra or len(call.args) > len(allowed):
                 names = ', '.join(extra) or f'{len(call.args)} positional arguments'
-                findings.append(Finding(Rule.ROUTING,
+                findings.append((call, Finding(Rule.ROUTING,
                     f'{run.mode} mode: cls_head.{method} received '
                     f'{names}; it takes ({", ".join(allowed)}) only'
-                    + (f' -> {call.error}' if call.error else '')))
+                    + (f' -> {call.error}' if call.error else ''))))
     for call in run.recorder.of('cls_head', 'forward'):
         x = call.args[0] if len(call.args) == 1 else None
         if call.kwargs or not isinstance(x, (tuple, list)) or len(x) != len(TUPLE_NAMES):
             received = ', '.join([short(a) for a in call.args] +
                                  [f'{k}={short(v)}' for k, v in call.kwargs.items()])
-            findings.append(Finding(Rule.ROUTING,
+            findings.append((call, Finding(Rule.ROUTING,
                 f'{run.mode} mode: cls_head.forward must receive the '
                 f'6-tuple only, but received ({received})'
-                + (f' -> {call.error}' if call.error else '')))
+                + (f' -> {call.error}' if call.error else ''))))
 
 
-def _backbone_labels(ctx: GuardContext, run: Pass, findings: list[Finding]) -> None:
+def _backbone_labels(ctx: GuardContext, run: Pass, findings: Found) -> None:
     calls = run.recorder.of('backbone')
     if len(calls) != 1:
-        findings.append(Finding(Rule.ROUTING,
+        findings.append((None, Finding(Rule.ROUTING,
             f'{run.mode} mode: the backbone was called {len(calls)} '
-            f'times, expected once ({run.error or "no error"})'))
+            f'times, expected once ({run.error or "no error"})')))
         return
     call = calls[0]
     gt, gt_coarse = (call.argument(name, BACKBONE_ARGUMENTS.index(name)) for name in LABEL_NAMES)
     if run.mode != 'loss':
         for name, value in zip(LABEL_NAMES, (gt, gt_coarse)):
             if value is not None:
-                findings.append(Finding(Rule.ROUTING,
+                findings.append((call, Finding(Rule.ROUTING,
                     f'{run.mode} mode: the backbone received '
                     f'{name}={values(value)}; no label may reach the '
-                    'model at inference'))
+                    'model at inference')))
         return
     fine = run.labels()
     device = run.data['inputs']['imgs'].device
     for name, value, expected in zip(LABEL_NAMES, (gt, gt_coarse), (fine, coarse_of(ctx, fine))):
         if value is None:
-            findings.append(Finding(Rule.ROUTING, f'loss mode: the backbone received no {name} '
-                                                  f'(called with {short(call.args)}, '
-                                                  f'{sorted(call.kwargs)}); it must receive '
-                                                  f'{values(expected)}'))
+            findings.append((call, Finding(Rule.ROUTING,
+                f'loss mode: the backbone received no {name} (called with {short(call.args)}, '
+                f'{sorted(call.kwargs)}); it must receive {values(expected)}')))
         elif not same_labels(value, expected) or value.device != device:
-            findings.append(Finding(Rule.ROUTING,
+            findings.append((call, Finding(Rule.ROUTING,
                 f'loss mode: the backbone received {name}={values(value)}'
-                f', expected {values(expected)} on {device.type}'))
+                f', expected {values(expected)} on {device.type}')))
 
 
-def _label_leaks(run: Pass, findings: list[Finding]) -> None:
+def _label_leaks(run: Pass, findings: Found) -> None:
     fine = run.labels()
     for call in run.recorder.calls:
         if call.module == 'recognizer':
             continue
         for name, value in integer_targets(call, fine.numel()):
             if same_labels(value, fine):
-                findings.append(Finding(Rule.ROUTING, f'{run.mode} mode: the labels reached '
-                                                      f'{call.module}.{call.method} as {name}'))
+                findings.append((call, Finding(Rule.ROUTING,
+                    f'{run.mode} mode: the labels reached {call.module}.{call.method} as {name}')))
+
+
+def violations(ctx: GuardContext, run: Pass) -> Found:
+    """The routing findings of one pass, each with the recorded call that shows it.
+
+    The check reports them; the trace picture (:mod:`epam_guard.flowgraph`)
+    marks them on the calls, so the two cannot disagree.
+    """
+    found: Found = []
+    _backbone_labels(ctx, run, found)
+    _head_calls(run, found)
+    if run.mode != 'loss':
+        _label_leaks(run, found)
+    return found
 
 
 def check(ctx: GuardContext) -> CheckResult:
     """Labels go to the backbone in loss mode only; the head gets no extra arguments."""
-    findings: list[Finding] = []
     ctx = value_context(ctx)  # what reaches whom does not depend on the crop
     runs = [run_pass(ctx, 'loss'), run_pass(ctx, 'predict'), run_pass(ctx, 'tensor')]
-    for run in runs:
-        _backbone_labels(ctx, run, findings)
-        _head_calls(run, findings)
-        if run.mode != 'loss':
-            _label_leaks(run, findings)
+    findings = [finding for run in runs for _, finding in violations(ctx, run)]
     tensor = runs[2]
     for method in ('loss', 'predict'):
         if tensor.recorder.of('cls_head', method):

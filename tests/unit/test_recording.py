@@ -175,6 +175,16 @@ def test_default_targets_are_the_backbone_its_children_and_the_head_losses():
     assert default_targets(nn.Linear(1, 1)) == {}
 
 
+def test_a_neck_between_backbone_and_head_is_recorded_too():
+    model = Model()
+    model.neck = nn.Identity()
+    assert set(default_targets(model)) == {'backbone', 'backbone.stem', 'neck',
+                                           'cls_head.loss_cls'}
+    with CallRecorder(model) as recorder:
+        model.neck(torch.ones(1))
+    assert [(c.module, c.method) for c in recorder.calls] == [('neck', 'forward')]
+
+
 def test_a_failure_while_entering_leaves_nothing_behind(monkeypatch):
     model = Model()
     recorder = CallRecorder(model)
