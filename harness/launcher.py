@@ -189,8 +189,9 @@ def train(cfg: Any, rank: int, device: Any, board: Board) -> dict[str, Any]:
     """The config's Runner for :data:`STEPS` iterations; this rank's record of it."""
     import torch
 
-    from .rank import StepLog, build_and_train
+    from .rank import StepLog, build_and_train, collect_in_memory
 
+    collect_in_memory()  # nothing written into the user's working directory
     log = StepLog(rank, lambda record: board.phase(record['phase']))
     if device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(device)
