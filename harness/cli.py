@@ -373,6 +373,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # usage errors (2), --help and --version (0)
         return exc.code if isinstance(exc.code, int) else EXIT_UNUSABLE
+    if getattr(args, 'launcher', 'none') != 'none':
+        from .lifeline import die_with_parent
+
+        # A rank of the user's job: tied to the launcher that started it before anything
+        # heavy runs, so that the launcher killed outright takes this rank with it.
+        die_with_parent()
     from .errors import GuardError
 
     console = Console(getattr(args, 'verbose', False))

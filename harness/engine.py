@@ -17,7 +17,7 @@ import torch
 
 from . import state
 from .checks import CHECKS, Check, select_checks  # noqa: F401  (select_checks: for callers)
-from .errors import one_line
+from .errors import StopRequested, one_line
 from .result import CheckResult, Status, bounded
 
 
@@ -34,8 +34,8 @@ def run_check(ctx: Any, name: str, check: Check) -> CheckResult:
     try:
         result = check(ctx)
     except BaseException as exc:  # SystemExit from model code included: this check's error
-        if isinstance(exc, KeyboardInterrupt):
-            raise
+        if isinstance(exc, (KeyboardInterrupt, StopRequested)):
+            raise  # a request to stop the run, not this check's failure
         result = _error(name, exc)
     seconds = time.perf_counter() - start
     state.restore(ctx.model, saved)

@@ -42,8 +42,9 @@ from pathlib import Path
 from typing import Any
 
 from .contract import Rule
-from .lifeline import die_with_parent
+from .errors import StopRequested
 from .result import Finding, conclude
+from .supervisor import STOP_SIGNALS
 
 #: Training iterations per rank (``epam_guard.rank.STEPS``, which imports torch).
 STEPS = 2
@@ -54,12 +55,16 @@ STORE_PREFIX = 'epam-guard/'
 EXIT_OK, EXIT_FAILED = 0, 1
 
 
-class Stopped(BaseException):
-    """The launcher (torchrun, srun) told this rank to stop, usually because another one ended."""
+class Stopped(StopRequested):
+    """The launcher (torchrun, srun) told this rank to stop, usually because another one ended.
 
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
+    torchrun passes on the SIGINT, SIGTERM or SIGHUP it got; srun sends SIGTERM.
+    """
+
+
+#: What each launcher puts in the environment of the ranks it starts.
+JOB_VARIABLES = {'pytorch': ('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'),
+                 'slurm': ('SLURM_PROCID', 'SLURM_NTASKS')}
 
 
 def infer_launcher() -> str:
@@ -72,8 +77,20 @@ def infer_launcher() -> str:
 
 
 def rank_identity(launcher: str) -> tuple[int, int, int]:
-    """``(rank, local_rank, world_size)`` from the launcher's environment."""
+    """``(rank, local_rank, world_size)`` from the launcher's environment.
+
+    Raises:
+        GuardError: outside a job, naming the variables that are missing.
+    """
     env = os.environ
+    missing = [name for name in JOB_VARIABLES[launcher] if name not in env]
+    if missing:
+        from .errors import GuardError
+
+        job, tool = ('torchrun', 'torchrun') if launcher == 'pytorch' else ('Slurm', 'srun')
+        raise GuardError(f'--launcher {launcher} runs as one rank of a {job} job, but '
+                         f'{", ".join(missing)} {"is" if len(missing) == 1 else "are"} not set; '
+                         f'start it with {tool}')
     if launcher == 'slurm':
         return (int(env['SLURM_PROCID']), int(env.get('SLURM_LOCALID', 0)),
                 int(env['SLURM_NTASKS']))
@@ -330,7 +347,6 @@ def run(settings: Any, names: list[str], json_path: Path | None = None,
     Returns:
         The exit status, the same on every rank: 0 all passed, 1 otherwise.
     """
-    die_with_parent()  # first of all: the launcher killed outright takes this rank with it
     launcher = getattr(settings, 'launcher', None) or infer_launcher()
     if launcher not in ('pytorch', 'slurm'):
         from .errors import GuardError
@@ -342,7 +358,7 @@ def run(settings: Any, names: list[str], json_path: Path | None = None,
     def stop(signum: int, frame: Any) -> None:
         raise Stopped(signum)
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
     timeout = float(settings.timeout)
     board = Board(rank)
     started = time.perf_counter()
@@ -351,6 +367,7 @@ def run(settings: Any, names: list[str], json_path: Path | None = None,
                                'host': socket.gethostname()}
     payloads: dict[int, dict[str, Any]] = {}
     reason: str | None = None
+    stopped: Stopped | None = None
     try:
         payload.update(take_part(settings, names, launcher, payload, world_size, timeout,
                                  board))
@@ -364,13 +381,17 @@ def run(settings: Any, names: list[str], json_path: Path | None = None,
             board.collect([0], min(10.0, 0.2 * timeout))
             payloads = {rank: payload}
     except Stopped as exc:
+        stopped = exc
         reason = f'the launcher stopped rank {rank} ({exc}), as it does when a rank ends'
         with contextlib.suppress(Stopped):
             payloads = board.collect(range(world_size), 1.0)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     code = report(rank, world_size, names, payloads, reason, board, launcher,
                   time.perf_counter() - started, json_path, junit_path)
+    if stopped is not None:
+        code = stopped.exit_code  # told to stop: the run ends as interrupted, on every rank
     with contextlib.suppress(Exception):
         import torch.distributed as dist
 

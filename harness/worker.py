@@ -108,8 +108,13 @@ def session(spec: dict[str, Any], emit: Emit) -> None:
         from .context import build_context
         from .engine import run_check
 
+        settings = settings_from(spec['settings'])
+        preimport(settings.import_paths)
         imports = time.perf_counter() - start
-        ctx = build_context(settings_from(spec['settings']), fit=False)
+        # Model code (the config's modules, the model's __init__) runs from here on: the
+        # supervisor's --timeout applies, so a build that never returns is reported as one.
+        emit({'event': 'phase', 'name': 'build'})
+        ctx = build_context(settings, fit=False)
         if spec.get('fit', True) and ctx.settings.size == 'tiny':
             from .context import fit_clip_lengths
 
@@ -127,6 +132,7 @@ def session(spec: dict[str, Any], emit: Emit) -> None:
         if spec.get('command', 'check') == 'check':
             from .memory import check_batch_fits
 
+            emit({'event': 'phase', 'name': 'batch size check'})
             check_batch_fits(ctx)
     except Exception as exc:  # whatever the config or model raises, one line
         emit(_fatal(exc))
@@ -155,6 +161,22 @@ def session(spec: dict[str, Any], emit: Emit) -> None:
     emit({'event': 'done'})
 
 
+def preimport(import_paths: list[str]) -> None:
+    """Import MMAction2 (after ``--import-path``) before the clock of model code starts.
+
+    The imports are the guard's start-up, not model code: on a loaded machine
+    they must not count against ``--timeout``. Whatever fails here fails
+    again, reported, in the build.
+    """
+    import contextlib
+
+    from .context import make_mmaction_importable, use_import_paths
+
+    with contextlib.suppress(Exception):
+        use_import_paths(import_paths)
+        make_mmaction_importable()
+
+
 def _writer(fd: int) -> Emit:
     stream = os.fdopen(fd, 'w', buffering=1, encoding='utf-8')
 
@@ -166,7 +188,13 @@ def _writer(fd: int) -> Emit:
 
 
 def main(argv: list[str]) -> None:
-    """``python -m epam_guard.worker SPEC EVENT_FD``: one supervised session, then exit."""
+    """``python -m epam_guard.worker SPEC EVENT_FD [PARENT]``: one supervised session, then exit.
+
+    ``PARENT`` is the supervisor's pid: the first act is to die with it.
+    """
+    from .lifeline import die_with_parent
+
+    die_with_parent(int(argv[2]) if len(argv) > 2 else None)
     spec = json.loads(Path(argv[0]).read_text())
     fd = int(argv[1])
     os.set_inheritable(fd, False)  # ranks and other grandchildren never hold the channel

@@ -249,3 +249,20 @@ def test_the_report_counts_the_iterations_the_ranks_run():
     from epam_guard import rank
 
     assert launcher.STEPS == rank.STEPS
+
+
+@pytest.mark.parametrize('chosen, missing', [
+    ('pytorch', 'RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT are not set; start it '
+                'with torchrun'),
+    ('slurm', 'SLURM_PROCID, SLURM_NTASKS are not set; start it with srun'),
+])
+def test_an_explicit_launcher_outside_a_job_names_the_missing_variables(chosen, missing):
+    """``--launcher pytorch|slurm`` by hand: one line, exit 2, no traceback."""
+    env = {k: v for k, v in os.environ.items() if k not in (
+        *launcher.JOB_VARIABLES['pytorch'], *launcher.JOB_VARIABLES['slurm'])}
+    done = subprocess.run([sys.executable, '-m', 'epam_guard.cli', 'check', '--launcher', chosen],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.splitlines() == [
+        f'epam-guard: error: --launcher {chosen} runs as one rank of a '
+        f'{"torchrun" if chosen == "pytorch" else "Slurm"} job, but {missing}']
