@@ -87,6 +87,7 @@ def test_two_ranks_pass_with_one_report(tmp_path):
     saved = json.loads((tmp_path / 'r.json').read_text())
     assert saved['world_size'] == 2 and [r['name'] for r in saved['results']] == [
         'structure', 'ddp']
+    assert {'config', 'versions', 'timings', 'command', 'recipe'} <= set(saved)
     assert sorted(saved['results'][1]['details']['ranks']) == ['0', '1']
 
 
@@ -266,3 +267,49 @@ def test_an_explicit_launcher_outside_a_job_names_the_missing_variables(chosen, 
     assert done.stderr.splitlines() == [
         f'epam-guard: error: --launcher {chosen} runs as one rank of a '
         f'{"torchrun" if chosen == "pytorch" else "Slurm"} job, but {missing}']
+
+
+def test_the_launcher_report_has_the_keys_and_rows_of_a_supervised_one(launch_context,
+                                                                        tmp_path, capsys):
+    """One report shape: ``--launcher``'s JSON has every key a supervised run's has, and its
+    terminal and JSON rows are the same checks in the same order (``runner`` included: the
+    job's training run stands in for it)."""
+    import argparse
+
+    from epam_guard import cli
+    from epam_guard.checks import CHECKS
+    from epam_guard.supervisor import Outcome
+    from epam_guard.worker import header
+
+    names = list(CHECKS)
+    made = header(launch_context, 0.0)
+
+    def row(name: str) -> dict:
+        return {'name': name, 'status': 'pass', 'verdict': 'ok', 'findings': [], 'details': {},
+                'seconds': 0.1, 'warnings': []}
+
+    supervised = argparse.Namespace(json=tmp_path / 'supervised.json', junit=None,
+                                    strict=False)
+    outcome, console = Outcome(header=made, results=[row(name) for name in names]), cli.Console()
+    for result in outcome.results:  # as cmd_check prints each result event
+        console.result(result)
+    cli._conclude(supervised, console, outcome, names, 0.0)
+    supervised_rows = [line.split()[1] for line in capsys.readouterr().out.splitlines()
+                       if line.startswith('  PASS')]
+    trained = {'finished': True, 'phase': 'done', 'steps': [{'seconds': 0.5}] * 2,
+               'checksum': 1.0, 'reached': {'validation': 1.0}}
+    payloads = {rank: {'rank': rank, 'host': 'node', 'node': '0', 'header': made,
+                       'training': trained, 'results': [
+                           row(name) for name in names if name not in launcher.REPLACED]}
+                for rank in (0, 1)}
+    code = launcher.report(0, 2, names, payloads, None, launcher.Board(0), 'pytorch', 1.0,
+                           tmp_path / 'launched.json', None)
+    launched_rows = [line.split()[1] for line in capsys.readouterr().out.splitlines()
+                     if line.startswith('  PASS')]
+    assert code == 0
+    assert launched_rows == supervised_rows == names
+    ours = json.loads((tmp_path / 'launched.json').read_text())
+    theirs = json.loads((tmp_path / 'supervised.json').read_text())
+    assert set(theirs) - set(ours) == set(), 'keys a supervised report has and --launcher lacks'
+    assert [r['name'] for r in ours['results']] == [r['name'] for r in theirs['results']]
+    assert set(ours['timings']) >= set(theirs['timings'])
