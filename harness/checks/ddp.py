@@ -592,6 +592,26 @@ def progress(records: list[dict[str, Any] | None]) -> str:
                      for r, rec in enumerate(records))
 
 
+#: Free bytes below which the ranks' logs (rewritten at every phase) may not fit.
+LOG_ROOM = 1 << 20
+
+
+def disk_full(root: Path) -> str | None:
+    """Why the ranks may have been unable to write their logs under ``root``, if its disk is
+    (nearly) full; a rank that cannot log looks as if it ended without a word."""
+    import shutil
+
+    try:
+        free = shutil.disk_usage(root).free
+    except OSError:
+        return None
+    if free >= LOG_ROOM:
+        return None
+    return (f'the temporary folder {root.parent} has {free:,} bytes free: the ranks could not '
+            'write their logs, so how they ended is unknown; free space there or point TMPDIR '
+            'elsewhere')
+
+
 def check(ctx: GuardContext) -> CheckResult:
     """Two ranks train the config's Runner under its DDP wrapper, to the last iteration."""
     budget = budget_of(ctx)
@@ -608,6 +628,10 @@ def check(ctx: GuardContext) -> CheckResult:
                                f'{outcome["agent_error"][:300]}')
         records = read_logs(root)
         findings = diagnose(records, outcome, budget)
+        if findings:
+            full = disk_full(root)
+            if full:  # the ranks could not log: the guard's environment, not the model
+                raise RuntimeError(full)
         tails = {r: log_tail(root, r) for r in range(WORLD_SIZE)} if findings else {}
     first = records[0] or {}
     backend = cfg.env_cfg.dist_cfg.backend

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import psutil
 import pytest
@@ -281,6 +282,21 @@ def test_no_pass_without_every_iteration_logged():
     assert [f.message for f in findings] == [
         'the ranks ended without logging every iteration they were to run: rank 0: 2/2 '
         'iterations, last in done, rank 1: 1/2 iterations, last in done']
+
+
+def test_a_full_temporary_disk_is_the_guards_error_not_the_models(launch_context,
+                                                                  monkeypatch):
+    """Ranks that could not write their logs look as if they ended without a word: with the
+    disk full, the check says so instead of blaming model code (os._exit?)."""
+    records = unfinished()
+    monkeypatch.setattr(ddp, 'run_ranks', lambda spec, root, budget: ended_ranks(
+        {0: 1.0, 1: 1.0}, {0: 0, 1: 0}, early_exit=[0, 1]))
+    monkeypatch.setattr(ddp, 'read_logs', lambda root: records)
+    monkeypatch.setattr('shutil.disk_usage', lambda path: SimpleNamespace(free=4096))
+    result = run_check(launch_context, 'ddp', ddp.check)
+    assert result.status is Status.ERROR
+    assert 'has 4,096 bytes free: the ranks could not write their logs' in result.verdict
+    assert 'os._exit' not in result.verdict
 
 
 def test_budget_is_most_of_the_timeout(launch_context):
