@@ -340,9 +340,9 @@ def failed(payload: dict[str, Any]) -> bool:
 
 
 def print_report(results: list[dict[str, Any]], header: str,
-                 cause: dict[str, Any] | None = None) -> None:
+                 cause: dict[str, Any] | None = None, interrupted: str | None = None) -> None:
     """The header, a row per check (the CLI's), a line per rank of the training run, the
-    root cause when there is one, the counts."""
+    root cause when there is one, why the run was stopped, the counts."""
     from .cli import Console
 
     console = Console()
@@ -358,6 +358,8 @@ def print_report(results: list[dict[str, Any]], header: str,
                      f'{row.get("batch")}  steps {steps or "-"}{memory}')
     if cause is not None:
         console.line(f'ROOT CAUSE: {cause["message"]}')
+    if interrupted:
+        console.line(f'interrupted: {interrupted}')
     failed = [r['name'] for r in results if r['status'] in ('fail', 'error')]
     console.line(f'{len(results) - len(failed)} passed, {len(failed)} failed'
                  + (f' ({", ".join(failed)})' if failed else ''))
@@ -515,7 +517,7 @@ def report(rank: int, world_size: int, names: list[str], payloads: dict[int, dic
         if header:
             lines.append(_header_line(header))
         cause = _root_cause(results)
-        print_report(results, '\n'.join(lines), cause)
+        print_report(results, '\n'.join(lines), cause, reason)
         timings = {**(header or {}).get('timings', {}),
                    'checks': sum(r.get('seconds', 0.0) for r in results), 'total': seconds}
         fatal = next((p['fatal'] for p in present if p.get('fatal')), None)

@@ -183,6 +183,34 @@ def test_no_process_of_the_job_outlives_a_signal_to_torchrun(sig):
         proc.wait()
 
 
+@pytest.mark.slow
+def test_a_job_told_to_stop_during_the_contract_checks_stops_and_says_so(tmp_path):
+    """SIGTERM to torchrun while rank 0 is in its contract checks: the stop is no check's
+    error (the rank used to report it as one and train on); rank 0 reports the run as
+    interrupted, nothing trains, and no process of the job is left."""
+    mark = tmp_path / 'fault-began'
+    proc = torchrun(guard_args(only='structure,ddp', cfg=options(fault(
+        'sleep', rank=0, when='check', mark=str(mark)))))
+    try:
+        deadline = time.monotonic() + 180
+        while not mark.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert mark.exists(), 'rank 0 never reached its contract checks'
+        job = [proc.pid, *(p.pid for p in psutil.Process(proc.pid).children(recursive=True))]
+        proc.send_signal(signal.SIGTERM)
+        code, out = finish(proc, timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert code != 0, out
+    assert 'interrupted: the launcher stopped rank 0 (SIGTERM)' in out, out
+    assert 'PASS  ddp' not in out and 'trained 2 iterations' not in out, out
+    alive = [pid for pid in job if psutil.pid_exists(pid)
+             and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    assert alive == [], f'left running: {alive}'
+
+
 def test_outside_a_job_the_launcher_mode_refuses_with_one_line(monkeypatch):
     from epam_guard.context import GuardSettings
     from epam_guard.errors import GuardError
