@@ -12,7 +12,7 @@ import time
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from mmengine.config import Config
@@ -288,6 +288,9 @@ class GuardContext:
     size_note: str | None = None
     #: Recorded forward passes shared between checks (see checks.common.run_pass).
     passes: dict[Any, Any] = field(default_factory=dict, repr=False)
+    #: Told when a check's own processes move on (the ddp ranks); a supervised run's clock
+    #: restarts on it. None: nobody listens.
+    progress: Callable[[str], None] | None = field(default=None, repr=False)
 
     def fresh_model(self) -> nn.Module:
         """A new model from the same config and seed."""

@@ -357,7 +357,7 @@ class Supervisor:
                         event = json.loads(line)
                         kind = event.get('event')
                         self.outcome.record(event)
-                        if kind in ('start', 'result', 'ready', 'phase'):
+                        if kind in ('start', 'result', 'ready', 'phase', 'progress'):
                             since = time.monotonic()  # the clock restarts at each step
                             model_code = model_code or kind in ('ready', 'phase')
                         if kind == 'start':

@@ -6,8 +6,10 @@ child process it supervises (:mod:`epam_guard.supervisor`):
 file ``SPEC`` and writes one JSON event per line to the file descriptor
 ``EVENT_FD``. With ``--in-process`` the CLI calls :func:`session` directly.
 
-Events, in order: ``ready`` (what was built: recipe, device, hierarchy,
-versions, timings), then per check ``start`` and ``result``, or ``text`` for
+Events, in order: ``phase`` (each step before the first check), ``ready``
+(what was built: recipe, device, hierarchy, versions, timings), then per
+check ``start``, ``progress`` (a check's own processes moved on) and
+``result``, or ``text`` for
 ``trace``/``summary``; ``fatal`` when the config or model is unusable;
 ``done`` at the end. A child that stops before ``done`` crashed or was
 stopped; the supervisor says which check it was in.
@@ -138,6 +140,9 @@ def session(spec: dict[str, Any], emit: Emit) -> None:
         emit(_fatal(exc))
         return
     emit({'event': 'ready', 'header': header(ctx, imports)})
+    # A check whose own processes make progress (the ddp ranks) says so: the supervisor's
+    # clock then bounds the time without progress, not a loaded machine's slowness.
+    ctx.progress = lambda note: emit({'event': 'progress', 'note': note})
     command = spec.get('command', 'check')
     if command == 'check':
         from .checks import CHECKS

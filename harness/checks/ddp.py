@@ -19,7 +19,8 @@ swaps (synthetic data, ``num_workers=0``, a temporary work dir, a short
 loop) and, here, two samples per rank, at ``--size tiny`` the pipelines'
 clips shrunk to the guard's sizes, and on the CPU ``gloo`` with
 ``device_ids=None``. The check passes only on each rank's own log of every
-iteration it was to run; the whole run is bounded by 80% of ``--timeout``
+iteration it was to run; the ranks are stopped once none of them has made
+progress (logged a new phase) for 80% of ``--timeout``
 and every rank is stopped and reaped whatever happens.
 """
 from __future__ import annotations
@@ -34,6 +35,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -164,7 +166,8 @@ def preload(cfg: Any) -> None:
 
 
 def budget_of(ctx: GuardContext) -> float:
-    """Seconds the ranks get: 80% of ``--timeout``, so they stop before the supervisor acts."""
+    """Seconds the ranks may go without progress: 80% of ``--timeout``, so that they are
+    stopped before the supervisor acts (its clock restarts at their progress too)."""
     return 0.8 * float(ctx.settings.timeout)
 
 
@@ -363,9 +366,14 @@ class Watch:
         return found
 
 
-def run_ranks(spec: dict[str, Any], root: Path, budget: float) -> dict[str, Any]:
-    """Launch the ranks; wait within ``budget`` seconds; stop and reap them on every way out.
+def run_ranks(spec: dict[str, Any], root: Path, budget: float,
+              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Launch the ranks; stop them once none has made progress for ``budget`` seconds; stop
+    and reap them on every way out.
 
+    Progress is a rank logging a new phase (start-up, rendezvous, build, each
+    iteration): a loaded machine makes the ranks slow, a hang makes them
+    still. ``progress`` hears of each (the supervisor's clock restarts on it).
     Interrupted (KeyboardInterrupt, a signal turned into an exception), the
     ranks are stopped and this returns within :data:`STOP_WAIT` seconds,
     whatever phase they were in.
@@ -373,7 +381,8 @@ def run_ranks(spec: dict[str, Any], root: Path, budget: float) -> dict[str, Any]
     watch = Watch(root)
     launch = Launch(spec, root)
     outcome: dict[str, Any] = {'timed_out': False, 'stopped': [], 'early_exit': []}
-    deadline = time.monotonic() + budget
+    launched = last_progress = time.monotonic()
+    phases: list[str | None] = [None] * WORLD_SIZE
     failed_at = None
     interrupted = False
     with quiet_agent():
@@ -382,12 +391,17 @@ def run_ranks(spec: dict[str, Any], root: Path, budget: float) -> dict[str, Any]
             while not launch.done():
                 launch.thread.join(POLL)
                 now = time.monotonic()
-                watch.look()
+                for rank, record in enumerate(watch.look()):
+                    phase = (record or {}).get('phase')
+                    if phase != phases[rank]:
+                        phases[rank], last_progress = phase, now
+                        if progress is not None:
+                            progress(f'ddp rank {rank}: {phase}')
                 if watch.ended and failed_at is None:
                     # A rank ended without finishing and without the agent seeing a failure
                     # (exit status 0): the others wait for it in a collective.
                     failed_at, outcome['early_exit'] = now, sorted(watch.ended)
-                if now > deadline:
+                if now > last_progress + budget:
                     outcome['timed_out'] = True
                     break
                 if failed_at is not None and now - failed_at > GRACE:
@@ -402,6 +416,9 @@ def run_ranks(spec: dict[str, Any], root: Path, budget: float) -> dict[str, Any]
                     rec['rank'] for rec in records
                     if rec and not ended(rec) and not rec.get('finished'))
                 watch.stop_all(launch, STOP_WAIT[interrupted])
+    # From the launch: to the last progress, and to the last rank reaped.
+    outcome['progress_s'] = round(last_progress - launched, 2)
+    outcome['ranks_s'] = round(time.monotonic() - launched, 2)
     records = watch.look()
     outcome['failures'] = {
         int(rank): {'exitcode': failure.exitcode, 'signal': failure.signal_name()
@@ -458,7 +475,7 @@ def diagnose(records: list[dict[str, Any] | None], outcome: dict[str, Any],
         phases = ', '.join(f'rank {r}: {(rec or {}).get("phase", "not started")}'
                            for r, rec in enumerate(records))
         findings.append(Finding(Rule.STATE,
-            f'the {WORLD_SIZE} ranks did not finish within {budget:g} s ({phases}); '
+            f'the {WORLD_SIZE} ranks made no progress for {budget:g} s ({phases}); '
             'they were stopped by the guard (a collective that never completes, or a hang '
             'in model code?)'))
     causes, after = logged_errors(records)
@@ -621,7 +638,7 @@ def check(ctx: GuardContext) -> CheckResult:
         cfg, swaps = prepare(ctx, root)
         spec = rank_spec(ctx, cfg, root)
         preload(cfg)
-        outcome = run_ranks(spec, root, budget)
+        outcome = run_ranks(spec, root, budget, ctx.progress)
         if outcome.get('agent_error') and not any(read_logs(root)):
             # Not the model's doing (e.g. no free port, no fork): an error, not a finding.
             raise RuntimeError(f'torch.distributed.run could not start the ranks: '

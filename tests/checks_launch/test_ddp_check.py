@@ -144,15 +144,21 @@ def test_a_rank_that_dies_is_named(kind, message):
 @pytest.mark.ddp
 @pytest.mark.slow
 def test_a_hung_rank_is_stopped_within_the_budget():
-    start = time.monotonic()
-    result = run_variant(fault('sleep'), timeout=25.0)
+    """The ranks are stopped once none has made progress for the budget (80% of --timeout),
+    however slowly a loaded machine got them to the hang; the check's own record of the run
+    shows the stop came within the budget and its allowance for stopping them. (A Runner's
+    build logs no progress of its own; on two loaded cores it takes tens of seconds, so the
+    budget here is one a real run could be given: 48 s.)"""
+    result = run_variant(fault('sleep'), timeout=60.0)
     assert result.status is Status.FAIL
     assert result.rules == ['6']
     assert result.findings[0].message.startswith(
-        'the 2 ranks did not finish within 20 s (rank 0: train iteration 1, rank 1: train '
-        'iteration 1); they were stopped')
+        'the 2 ranks made no progress for 48 s (rank 0: train iteration 1, rank 1: train '
+        'iteration 1); they were stopped by the guard')
     assert sorted(result.details['stopped']) == [0, 1]
-    assert time.monotonic() - start < 45
+    assert result.details['timed_out'] is True
+    details = result.details
+    assert 48.0 <= details['ranks_s'] - details['progress_s'] < 48.0 + ddp.STOP_WAIT[False]
 
 
 RUN_CHECK = '''
@@ -267,7 +273,7 @@ def test_ranks_the_guard_stopped_for_a_hang_are_not_called_killed():
                           stopped=[0, 1], killed_by_guard=[0, 1])
     messages = [f.message for f in ddp.diagnose(unfinished(), outcome, budget=20.0)]
     assert messages == [
-        'the 2 ranks did not finish within 20 s (rank 0: train iteration 1, rank 1: train '
+        'the 2 ranks made no progress for 20 s (rank 0: train iteration 1, rank 1: train '
         'iteration 1); they were stopped by the guard (a collective that never completes, or '
         'a hang in model code?)']
 
@@ -289,7 +295,7 @@ def test_a_full_temporary_disk_is_the_guards_error_not_the_models(launch_context
     """Ranks that could not write their logs look as if they ended without a word: with the
     disk full, the check says so instead of blaming model code (os._exit?)."""
     records = unfinished()
-    monkeypatch.setattr(ddp, 'run_ranks', lambda spec, root, budget: ended_ranks(
+    monkeypatch.setattr(ddp, 'run_ranks', lambda spec, root, budget, progress: ended_ranks(
         {0: 1.0, 1: 1.0}, {0: 0, 1: 0}, early_exit=[0, 1]))
     monkeypatch.setattr(ddp, 'read_logs', lambda root: records)
     monkeypatch.setattr('shutil.disk_usage', lambda path: SimpleNamespace(free=4096))
