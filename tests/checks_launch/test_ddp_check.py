@@ -17,7 +17,7 @@ from types import SimpleNamespace
 
 import psutil
 import pytest
-from launch_variants import BATCH, HERE, unused_head_overrides
+from launch_variants import BATCH, HERE, START_WAIT, unused_head_overrides
 from rank_faults import fault, overrides
 
 from epam_guard.checks import ddp
@@ -187,8 +187,8 @@ def test_no_rank_outlives_the_process_running_the_check(sig, moment):
                             env=dict(os.environ, OMP_NUM_THREADS='1'))
     seen: set[int] = set()
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + START_WAIT
+        while time.monotonic() < deadline and proc.poll() is None:
             ranks = psutil.Process(proc.pid).children(recursive=True)
             seen |= {p.pid for p in ranks}
             if len(ranks) >= (1 if moment == 'forked' else 2):
@@ -324,8 +324,9 @@ def test_no_rank_outlives_an_interrupted_cli_run(sig):
                             text=True)
     seen: set[int] = set()
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:  # the supervised worker and its two ranks
+        deadline = time.monotonic() + START_WAIT
+        # The supervised worker and its two ranks.
+        while time.monotonic() < deadline and proc.poll() is None:
             seen |= {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
             if len(seen) >= 3:
                 break

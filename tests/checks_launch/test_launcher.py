@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import psutil
 import pytest
-from launch_variants import HERE, unused_head_overrides
+from launch_variants import HERE, START_WAIT, unused_head_overrides
 from rank_faults import fault
 
 from epam_guard import launcher
@@ -161,8 +161,8 @@ def test_no_process_of_the_job_outlives_a_signal_to_torchrun(sig):
     proc = torchrun(guard_args(only='ddp', cfg=options(fault('sleep'))))
     seen: set[int] = {proc.pid}
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + START_WAIT
+        while time.monotonic() < deadline and proc.poll() is None:
             with psutil.Process(proc.pid).oneshot():
                 ranks = psutil.Process(proc.pid).children(recursive=True)
             seen |= {p.pid for p in ranks}
