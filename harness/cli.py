@@ -324,16 +324,24 @@ def _conclude(args: argparse.Namespace, console: Console, outcome: Any, names: l
                      + (f'; warnings in {", ".join(warned)}' if warned else '')
                      + (' (--strict: warnings fail)' if strict else ''))
         code = EXIT_FAILED if failed or strict else EXIT_OK
-    meta = {
-        'command': shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        'config': (outcome.header or {}).get('config'), 'exit_status': code,
-        'checks': names, 'root_cause': cause, 'fatal': outcome.fatal,
-        'interrupted': str(outcome.interrupted) if outcome.interrupted else None,
-        **{key: value for key, value in (outcome.header or {}).items() if key != 'config'},
-        'timings': timings,
-    }
+    meta = report_meta(outcome.header, names, code, cause, outcome.fatal,
+                       str(outcome.interrupted) if outcome.interrupted else None, timings)
     _write_reports(args, results, meta)
     return code
+
+
+def report_meta(header: dict[str, Any] | None, names: list[str], code: int,
+                cause: dict[str, Any] | None, fatal: dict[str, Any] | None,
+                interrupted: str | None, timings: dict[str, float]) -> dict[str, Any]:
+    """What the JSON report holds beside the results: the same keys in every mode
+    (supervised, ``--in-process``, ``--launcher``)."""
+    return {
+        'command': shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        'config': (header or {}).get('config'), 'exit_status': code,
+        'checks': names, 'root_cause': cause, 'fatal': fatal, 'interrupted': interrupted,
+        **{key: value for key, value in (header or {}).items() if key != 'config'},
+        'timings': timings,
+    }
 
 
 def _root_cause(results: list[dict[str, Any]],
@@ -417,6 +425,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # usage errors (2), --help and --version (0)
         return exc.code if isinstance(exc.code, int) else EXIT_UNUSABLE
+    if getattr(args, 'launcher', 'none') != 'none':
+        from .lifeline import die_with_parent
+
+        # A rank of the user's job: tied to the launcher that started it before anything
+        # heavy runs, so that the launcher killed outright takes this rank with it.
+        die_with_parent()
     from .errors import GuardError
 
     console = Console(getattr(args, 'verbose', False))

@@ -13,7 +13,7 @@ import time
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from mmengine.config import Config
@@ -294,6 +294,9 @@ class GuardContext:
     cuda: CudaPlacements | None = field(default=None, repr=False)
     #: What libraries created, instead of in the home, while the context was built.
     library_homes: dict[str, Any] = field(default_factory=dict)
+    #: Told when a check's own processes move on (the ddp ranks); a supervised run's clock
+    #: restarts on it. None: nobody listens.
+    progress: Callable[[str], None] | None = field(default=None, repr=False)
 
     def fresh_model(self) -> nn.Module:
         """A new model from the same config and seed."""

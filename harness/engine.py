@@ -18,7 +18,7 @@ import torch
 from . import state
 from .checks import CHECKS, Check, select_checks  # noqa: F401  (select_checks: for callers)
 from .contract import Rule
-from .errors import one_line
+from .errors import StopRequested, one_line
 from .isolation import CudaPlacements, contained_cuda, library_homes
 from .result import CheckResult, Finding, Status, bounded
 
@@ -77,8 +77,8 @@ def run_check(ctx: Any, name: str, check: Check) -> CheckResult:
             finally:
                 made = homes.created()
     except BaseException as exc:  # SystemExit from model code included: this check's error
-        if isinstance(exc, KeyboardInterrupt):
-            raise
+        if isinstance(exc, (KeyboardInterrupt, StopRequested)):
+            raise  # a request to stop the run, not this check's failure
         result = _error(name, exc)
     seconds = time.perf_counter() - start
     if isinstance(result, CheckResult):

@@ -1,6 +1,7 @@
 """The guard's few exception types; each maps to one exit code of the CLI."""
 from __future__ import annotations
 
+import signal
 import traceback
 from pathlib import Path
 
@@ -22,6 +23,23 @@ class ConfigError(GuardError):
 
 class SizeError(GuardError):
     """The synthetic batch's sizes cannot be fed to the model as configured."""
+
+
+class StopRequested(BaseException):
+    """A signal told the run to stop (SIGINT, SIGTERM, SIGHUP): never a check's own error.
+
+    A ``BaseException``, so that model code's ``except Exception`` does not
+    swallow it; the check runner lets it through too, and the run ends
+    reported as interrupted, with exit status 128 + the signal's number.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
 
 
 def one_line(exc: BaseException, location: bool = True) -> str:

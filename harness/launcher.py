@@ -42,8 +42,9 @@ from pathlib import Path
 from typing import Any
 
 from .contract import Rule
-from .lifeline import die_with_parent
+from .errors import StopRequested
 from .result import Finding, conclude
+from .supervisor import STOP_SIGNALS
 
 #: Training iterations per rank (``epam_guard.rank.STEPS``, which imports torch).
 STEPS = 2
@@ -54,12 +55,16 @@ STORE_PREFIX = 'epam-guard/'
 EXIT_OK, EXIT_FAILED = 0, 1
 
 
-class Stopped(BaseException):
-    """The launcher (torchrun, srun) told this rank to stop, usually because another one ended."""
+class Stopped(StopRequested):
+    """The launcher (torchrun, srun) told this rank to stop, usually because another one ended.
 
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
+    torchrun passes on the SIGINT, SIGTERM or SIGHUP it got; srun sends SIGTERM.
+    """
+
+
+#: What each launcher puts in the environment of the ranks it starts.
+JOB_VARIABLES = {'pytorch': ('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'),
+                 'slurm': ('SLURM_PROCID', 'SLURM_NTASKS')}
 
 
 def infer_launcher() -> str:
@@ -72,8 +77,20 @@ def infer_launcher() -> str:
 
 
 def rank_identity(launcher: str) -> tuple[int, int, int]:
-    """``(rank, local_rank, world_size)`` from the launcher's environment."""
+    """``(rank, local_rank, world_size)`` from the launcher's environment.
+
+    Raises:
+        GuardError: outside a job, naming the variables that are missing.
+    """
     env = os.environ
+    missing = [name for name in JOB_VARIABLES[launcher] if name not in env]
+    if missing:
+        from .errors import GuardError
+
+        job, tool = ('torchrun', 'torchrun') if launcher == 'pytorch' else ('Slurm', 'srun')
+        raise GuardError(f'--launcher {launcher} runs as one rank of a {job} job, but '
+                         f'{", ".join(missing)} {"is" if len(missing) == 1 else "are"} not set; '
+                         f'start it with {tool}')
     if launcher == 'slurm':
         return (int(env['SLURM_PROCID']), int(env.get('SLURM_LOCALID', 0)),
                 int(env['SLURM_NTASKS']))
@@ -189,8 +206,9 @@ def train(cfg: Any, rank: int, device: Any, board: Board) -> dict[str, Any]:
     """The config's Runner for :data:`STEPS` iterations; this rank's record of it."""
     import torch
 
-    from .rank import StepLog, build_and_train
+    from .rank import StepLog, build_and_train, collect_in_memory
 
+    collect_in_memory()  # nothing written into the user's working directory
     log = StepLog(rank, lambda record: board.phase(record['phase']))
     if device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(device)
@@ -235,8 +253,8 @@ def merge(payloads: list[dict[str, Any]], names: list[str]) -> list[dict[str, An
     return results
 
 
-def training_result(payloads: list[dict[str, Any]], launcher: str) -> dict[str, Any]:
-    """The ``ddp`` row: every rank trained every iteration, in step, to the same parameters."""
+def training_findings(payloads: list[dict[str, Any]]) -> list[Finding]:
+    """How each rank's build and training went wrong, causes before consequences."""
     from .checks.ddp import PEER_LOST, error_finding, first_sentence
 
     findings: list[Finding] = []
@@ -255,6 +273,32 @@ def training_result(payloads: list[dict[str, Any]], launcher: str) -> dict[str, 
                                                 f'iterations, last in {record.get("phase")}'))
     # A rank that lost its peer says so; the peer's own failure is the cause: listed first.
     findings.sort(key=lambda f: any(marker in f.message for marker in PEER_LOST))
+    return findings
+
+
+def runner_result(payloads: list[dict[str, Any]], launcher: str) -> dict[str, Any]:
+    """The ``runner`` row: the config's Runner built and trained to its end on every rank.
+
+    The job's training run stands in for the ``runner`` check (which would
+    start a Runner of its own inside the job), so the report has the same rows
+    in every mode.
+    """
+    records = [p.get('training') or {} for p in payloads]
+    validated = all('validation' in (r.get('reached') or {}) for r in records)
+    result = conclude('runner', training_findings(payloads),
+                      f'the config\'s Runner (launcher={launcher}) built, trained {STEPS} '
+                      f'iterations{" and validated" if validated else ""} on each of '
+                      f'{len(payloads)} ranks, in the training run that stands in for the '
+                      'runner check', {'phases': {p['rank']: r.get('reached')
+                                                  for p, r in zip(payloads, records)}})
+    result.seconds = max((p.get('training_s', 0.0) for p in payloads), default=0.0)
+    return result.to_json()
+
+
+def training_result(payloads: list[dict[str, Any]], launcher: str) -> dict[str, Any]:
+    """The ``ddp`` row: every rank trained every iteration, in step, to the same parameters."""
+    findings = training_findings(payloads)
+    records = [p.get('training') or {} for p in payloads]
     sums = [float(r['checksum']) for r in records if r.get('checksum') is not None]
     if not findings and len(sums) == len(records):
         low, high = min(sums), max(sums)
@@ -295,8 +339,10 @@ def failed(payload: dict[str, Any]) -> bool:
                 or any(r['status'] in ('fail', 'error') for r in payload.get('results', [])))
 
 
-def print_report(results: list[dict[str, Any]], header: str) -> None:
-    """The header, a row per check (the CLI's), a line per rank of the training run."""
+def print_report(results: list[dict[str, Any]], header: str,
+                 cause: dict[str, Any] | None = None, interrupted: str | None = None) -> None:
+    """The header, a row per check (the CLI's), a line per rank of the training run, the
+    root cause when there is one, why the run was stopped, the counts."""
     from .cli import Console
 
     console = Console()
@@ -310,6 +356,10 @@ def print_report(results: list[dict[str, Any]], header: str) -> None:
                   if row.get('peak_memory_mib') is not None else '')
         console.line(f'{"":27}rank {rank}  {row.get("host")}  {row.get("device")}  batch '
                      f'{row.get("batch")}  steps {steps or "-"}{memory}')
+    if cause is not None:
+        console.line(f'ROOT CAUSE: {cause["message"]}')
+    if interrupted:
+        console.line(f'interrupted: {interrupted}')
     failed = [r['name'] for r in results if r['status'] in ('fail', 'error')]
     console.line(f'{len(results) - len(failed)} passed, {len(failed)} failed'
                  + (f' ({", ".join(failed)})' if failed else ''))
@@ -329,7 +379,6 @@ def run(settings: Any, names: list[str], json_path: Path | None = None,
     Returns:
         The exit status, the same on every rank: 0 all passed, 1 otherwise.
     """
-    die_with_parent()  # first of all: the launcher killed outright takes this rank with it
     launcher = getattr(settings, 'launcher', None) or infer_launcher()
     if launcher not in ('pytorch', 'slurm'):
         from .errors import GuardError
@@ -341,7 +390,7 @@ def run(settings: Any, names: list[str], json_path: Path | None = None,
     def stop(signum: int, frame: Any) -> None:
         raise Stopped(signum)
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
     timeout = float(settings.timeout)
     board = Board(rank)
     started = time.perf_counter()
@@ -350,6 +399,7 @@ def run(settings: Any, names: list[str], json_path: Path | None = None,
                                'host': socket.gethostname()}
     payloads: dict[int, dict[str, Any]] = {}
     reason: str | None = None
+    stopped: Stopped | None = None
     try:
         payload.update(take_part(settings, names, launcher, payload, world_size, timeout,
                                  board))
@@ -363,13 +413,17 @@ def run(settings: Any, names: list[str], json_path: Path | None = None,
             board.collect([0], min(10.0, 0.2 * timeout))
             payloads = {rank: payload}
     except Stopped as exc:
+        stopped = exc
         reason = f'the launcher stopped rank {rank} ({exc}), as it does when a rank ends'
         with contextlib.suppress(Stopped):
             payloads = board.collect(range(world_size), 1.0)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     code = report(rank, world_size, names, payloads, reason, board, launcher,
                   time.perf_counter() - started, json_path, junit_path)
+    if stopped is not None:
+        code = stopped.exit_code  # told to stop: the run ends as interrupted, on every rank
     with contextlib.suppress(Exception):
         import torch.distributed as dist
 
@@ -385,9 +439,12 @@ def take_part(settings: Any, names: list[str], launcher: str, identity: dict[str
     The contract checks' results are posted as soon as they are known (marked
     ``partial``), so a rank stopped during training still has them reported.
     """
+    begun = time.perf_counter()
     from .context import load_config
     from .rank import cuda_device, distribute, init_process_group, name_unused_parameters
+    from .worker import header
 
+    imports = time.perf_counter() - begun  # torch and MMEngine, as a supervised run times them
     rank, local_rank = identity['rank'], identity['local_rank']
 
     device = cuda_device(local_rank)
@@ -405,6 +462,7 @@ def take_part(settings: Any, names: list[str], launcher: str, identity: dict[str
     ctx = None
     try:
         part['results'], ctx = contract_checks(settings, names, device)
+        part['header'] = header(ctx, imports)  # what a supervised run's report says first
     except Exception as exc:  # an unusable config or model: reported, training skipped
         from .errors import one_line
 
@@ -414,9 +472,9 @@ def take_part(settings: Any, names: list[str], launcher: str, identity: dict[str
         with tempfile.TemporaryDirectory(prefix=f'epam-guard-rank{rank}-') as folder:
             cfg, part['swaps'] = training_config(ctx, Path(folder), launcher, device,
                                                  world_size, 0.75 * timeout)
-            begun = time.perf_counter()
+            training = time.perf_counter()
             part['training'] = train(cfg, rank, device, board)
-            part['training_s'] = round(time.perf_counter() - begun, 2)
+            part['training_s'] = round(time.perf_counter() - training, 2)
     if failed(part):
         import torch.distributed as dist
 
@@ -439,19 +497,36 @@ def report(rank: int, world_size: int, names: list[str], payloads: dict[int, dic
     # A rank stopped by the launcher reports the others, not its own unfinished part.
     missing = [r for r in range(world_size) if (r not in payloads or payloads[r].get('partial'))
                and not (reason and r == rank)]
-    results = merge(present, names) if present else []
-    if missing:  # before the training row: a missing rank is why the others failed there
-        results.append(lost_result(missing, board.phases(world_size), reason))
-    if final and any(name in REPLACED for name in names):
-        results.append(training_result(final, launcher))
+    rows = {row['name']: row for row in (merge(present, names) if present else [])}
+    if final:
+        for name, row_of in (('runner', runner_result), ('ddp', training_result)):
+            if name in names:
+                rows[name] = row_of(final, launcher)
+    # The same rows, in the same order, as a supervised run of these checks.
+    results = [rows[name] for name in names if name in rows]
+    if missing:  # before the training rows: a missing rank is why the others failed there
+        at = next((i for i, r in enumerate(results) if r['name'] in REPLACED), len(results))
+        results.insert(at, lost_result(missing, board.phases(world_size), reason))
     code = EXIT_FAILED if any(r['status'] in ('fail', 'error') for r in results) else EXIT_OK
     if rank == 0:
-        header = (f'  launcher={launcher}  world size {world_size}  '
-                  f'{nodes_of(present)} node(s)  {seconds:.1f}s')
-        print_report(results, header)
-        meta = {'launcher': launcher, 'world_size': world_size, 'exit_status': code,
-                'checks': names, 'seconds': round(seconds, 2), 'missing_ranks': missing,
-                'ranks': [{k: v for k, v in p.items() if k != 'results'} for p in present]}
+        header = next((p['header'] for p in present if p.get('header')), None)
+        lines = [f'  launcher={launcher}  world size {world_size}  '
+                 f'{nodes_of(present)} node(s)  {seconds:.1f}s']
+        from .cli import _header_line, _root_cause, report_meta
+
+        if header:
+            lines.append(_header_line(header))
+        cause = _root_cause(results)
+        print_report(results, '\n'.join(lines), cause, reason)
+        timings = {**(header or {}).get('timings', {}),
+                   'checks': sum(r.get('seconds', 0.0) for r in results), 'total': seconds}
+        fatal = next((p['fatal'] for p in present if p.get('fatal')), None)
+        meta = {**report_meta(header, names, code, cause,
+                              {'message': fatal} if fatal else None, reason, timings),
+                'launcher': launcher, 'world_size': world_size, 'seconds': round(seconds, 2),
+                'missing_ranks': missing,
+                'ranks': [{k: v for k, v in p.items() if k not in ('results', 'header')}
+                          for p in present]}
         from .report import write_json, write_junit
 
         if json_path:

@@ -163,6 +163,7 @@ class StepLog(Hook):
 
     def phase(self, name: str) -> None:
         self.record['phase'] = name
+        self.record['at'] = time.time()  # wall clock: the ranks' records are compared by it
         self.record.setdefault('reached', {})[name] = round(time.perf_counter() - self.started,
                                                             2)
         self.sink(self.record)
@@ -228,6 +229,7 @@ class StepLog(Hook):
         from .errors import one_line
 
         text = f'{type(exc).__name__}: {exc}'.strip()
+        self.record['failed_at'] = time.time()  # which rank failed first is read from this
         self.record['error'] = text[:8000]
         self.record['error_line'] = one_line(exc)
         self.record['traceback'] = traceback.format_exc()[-3000:]
@@ -330,6 +332,47 @@ def name_unused_parameters() -> None:
         dist.set_debug_level_from_env()
 
 
+def release_inherited_locks() -> None:
+    """MMEngine's module lock made anew in this forked rank.
+
+    ``mmengine.utils.manager`` guards every ``get_instance`` (MessageHub,
+    Visualizer, logger) with one module-level lock that a Runner build
+    failing inside ``get_instance`` never releases. A rank forked from that
+    process inherits it held by a thread that does not exist here, and would
+    wait for it forever in its own build. Only this rank's thread runs here,
+    so no lock of the parent's is held by anyone who will release it.
+    """
+    import threading
+
+    from mmengine.utils import manager
+
+    if getattr(manager, '_lock', None) is not None:
+        manager._lock = threading.RLock()
+
+
+def collect_in_memory() -> None:
+    """Evaluators collect the ranks' results through the process group, not a folder.
+
+    MMEngine's ``collect_results_cpu`` without a ``collect_dir`` writes into
+    ``.dist_test/`` in the working directory: the user's folder, which may
+    be read-only. Its ``all_gather_object`` path (the GPU one) needs no
+    folder and works on gloo too; a metric's own ``collect_dir`` is kept.
+    """
+    from mmengine.dist import dist
+
+    original = dist.collect_results_cpu
+    if getattr(original, 'in_memory', False):
+        return
+
+    def collect_results_cpu(result_part: list, size: int, tmpdir: str | None = None) -> Any:
+        if tmpdir is None:
+            return dist.collect_results_gpu(result_part, size)
+        return original(result_part, size, tmpdir)
+
+    collect_results_cpu.in_memory = True  # type: ignore[attr-defined]
+    dist.collect_results_cpu = collect_results_cpu
+
+
 def import_custom(cfg: Any) -> None:
     """Run the config's ``custom_imports`` here (``Config.fromfile`` ran them in the parent)."""
     if cfg.get('custom_imports'):
@@ -349,7 +392,8 @@ def check_rank(spec: dict[str, Any]) -> None:
     """
     from pathlib import Path
 
-    die_with_parent(spec['parent'])
+    die_with_parent(spec['parent'])  # first act: the check's process killed, this rank goes
+    release_inherited_locks()
     rank, local_rank = int(os.environ['RANK']), int(os.environ['LOCAL_RANK'])
     if not spec['cuda']:
         # Ranks on the CPU (gloo): MMEngine's Runner puts the model on CUDA whenever CUDA is
@@ -368,6 +412,7 @@ def check_rank(spec: dict[str, Any]) -> None:
     try:
         prepare_process(spec['import_paths'])
         format_config_once()
+        collect_in_memory()
         cfg = spec['cfg']
         import_custom(cfg)
         device = cuda_device(local_rank) if spec['cuda'] else cuda_device(-1)

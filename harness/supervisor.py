@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import StopRequested
+
 Event = dict[str, Any]
 #: Seconds the child gets to write its stack after the dump signal.
 DUMP_GRACE = 0.5
@@ -48,31 +50,32 @@ STARTUP_S = 120.0
 LOG_TAIL = 15
 #: Frames of a dumped stack kept in a report.
 STACK_FRAMES = 8
+#: How a report names each step before the first check (the worker's ``phase`` events).
+PHASES = {'start-up': 'while starting (imports)',
+          'build': 'while loading the config and building the model',
+          'size probe': 'in the size probe (a loss pass before the first check)',
+          'batch size check': 'while checking that the batch fits in memory'}
 FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+) in (?P<func>\S+)')
 #: Installed packages whose frames are not where a user looks first.
 LIBRARIES = ('torch', 'mmengine', 'mmcv', 'mmaction', 'numpy', 'epam_guard')
 
 
-class Interrupted(BaseException):
-    """SIGINT or SIGTERM reached the guard; the run is being stopped."""
+#: Signals that stop a run: Ctrl-C, ``kill``, and a closed terminal (SIGHUP, as SIGTERM).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ('SIGINT', 'SIGTERM', 'SIGHUP')
+                     if hasattr(signal, name))
 
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signum
+class Interrupted(StopRequested):
+    """SIGINT, SIGTERM or SIGHUP reached the guard; the run is being stopped."""
 
 
 @contextlib.contextmanager
 def interruptible() -> Iterator[None]:
-    """Turn SIGINT and SIGTERM into :class:`Interrupted` while the body runs (main thread)."""
+    """Turn :data:`STOP_SIGNALS` into :class:`Interrupted` while the body runs (main thread)."""
     def raise_interrupted(signum: int, frame: Any) -> None:
         raise Interrupted(signum)
 
-    previous = {sig: signal.signal(sig, raise_interrupted)
-                for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, raise_interrupted) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
@@ -82,8 +85,8 @@ def interruptible() -> Iterator[None]:
 
 @contextlib.contextmanager
 def shielded() -> Iterator[None]:
-    """Ignore SIGINT and SIGTERM while the body cleans up (a second Ctrl-C must not cut it)."""
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    """Ignore :data:`STOP_SIGNALS` while the body cleans up (a second Ctrl-C must not cut it)."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
@@ -204,6 +207,8 @@ class Outcome:
     interrupted: Interrupted | None = None
     running: str | None = None
     restarts: int = 0
+    #: The worker's last step before the first check (``build``, ``size probe``, ...).
+    phase: str | None = None
 
     def record(self, event: Event) -> None:
         """Take in one event of the worker (:mod:`epam_guard.worker`)."""
@@ -219,6 +224,8 @@ class Outcome:
             self.fatal = event
         elif kind == 'text':
             self.text.append(event['text'])
+        elif kind == 'phase':
+            self.phase = event['name']
 
 
 class Supervisor:
@@ -276,8 +283,10 @@ class Supervisor:
                                          'fault_file': str(fault)}, default=str))
         read_fd, write_fd = os.pipe()
         with open(log, 'wb') as out:
+            # The worker's first act is to tie its life to this process's (its pid, last).
             proc = subprocess.Popen(
-                [sys.executable, '-m', self.worker, str(spec_path), str(write_fd)],
+                [sys.executable, '-m', self.worker, str(spec_path), str(write_fd),
+                 str(os.getpid())],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 pass_fds=(write_fd,), env=self._env(), start_new_session=True)
         os.close(write_fd)
@@ -301,12 +310,19 @@ class Supervisor:
             self.spec.update(fit=False, recipe=header.get('recipe'),
                              size_note=header.get('size_note'))
 
+    def _will_retry(self) -> bool:
+        """Whether a process that ended before the first check is started once more: only
+        one that died or hung in the size probe (a build that fails fails again)."""
+        fatal = self.outcome.fatal
+        return fatal is not None and bool(fatal.get('crashed')) \
+            and fatal.get('phase') == 'size probe' and self.outcome.header is None \
+            and self.spec.get('fit') is not False and self.spec.get('command') == 'check'
+
     def _retry_without_probe(self) -> bool:
         """A process that died in the size probe (a loss pass before the first check)
         is started once more without it: each check then shows what the model does."""
         fatal = self.outcome.fatal
-        if fatal is None or not fatal.get('crashed') or self.outcome.header is not None \
-                or self.spec.get('fit') is False or self.spec.get('command') != 'check':
+        if fatal is None or not self._will_retry():
             return False
         self.outcome.fatal = None
         self.outcome.restarts += 1
@@ -321,6 +337,8 @@ class Supervisor:
     def _run_child(self, remaining: list[str], attempt: int) -> bool:
         """One child over ``remaining`` (consumed as results arrive); True when it said done."""
         self.proc, read_fd, fault, log = self._spawn(list(remaining), attempt)
+        self._check_started = time.monotonic()
+        self.outcome.phase = None
         running: str | None = None
         since, model_code = time.monotonic(), False
         buffer = b''
@@ -339,11 +357,13 @@ class Supervisor:
                         event = json.loads(line)
                         kind = event.get('event')
                         self.outcome.record(event)
-                        if kind in ('start', 'result', 'ready', 'phase'):
+                        if kind in ('start', 'result', 'ready', 'phase', 'progress'):
                             since = time.monotonic()  # the clock restarts at each step
                             model_code = model_code or kind in ('ready', 'phase')
                         if kind == 'start':
                             running, self._check_started = event['check'], since
+                        elif kind == 'phase':
+                            self._check_started = since
                         elif kind == 'result':
                             remaining.remove(event['result']['name'])
                             running = None
@@ -379,14 +399,21 @@ class Supervisor:
                 details: dict[str, Any]) -> None:
         if running is None:
             # Before the first check: nothing was built, so no check can run.
+            phase = self.outcome.phase or 'start-up'
             self.outcome.fatal = {'event': 'fatal', 'exit': 1, 'rule': None, 'crashed': True,
-                                  'message': f'the model process {verdict} while loading the '
-                                             'config and building the model', **details}
-            if self.spec.get('fit') is False or self.spec.get('command') != 'check':
-                self._emit(self.outcome.fatal)  # no retry follows: this is the report
+                                  'phase': phase, 'message': f'the model process {verdict} '
+                                                             f'{PHASES.get(phase, "in " + phase)}',
+                                  **details}
+            if not self._will_retry():
+                # This is the report: the step it was stuck in is its failing row.
+                self._add_row(phase, verdict, details)
+                self._emit(self.outcome.fatal)
             return
         remaining.remove(running)
-        result = {'name': running, 'status': 'error', 'verdict': verdict, 'findings': [],
+        self._add_row(running, verdict, details)
+
+    def _add_row(self, name: str, verdict: str, details: dict[str, Any]) -> None:
+        result = {'name': name, 'status': 'error', 'verdict': verdict, 'findings': [],
                   'details': details,
                   'seconds': round(time.monotonic() - self._check_started, 2), 'warnings': []}
         self.outcome.results.append(result)

@@ -6,10 +6,12 @@ child process it supervises (:mod:`epam_guard.supervisor`):
 file ``SPEC`` and writes one JSON event per line to the file descriptor
 ``EVENT_FD``. With ``--in-process`` the CLI calls :func:`session` directly.
 
-Events, in order: ``ready`` (what was built: recipe, device, hierarchy,
-versions, timings), then per check ``start`` and ``result``, or ``text`` for
-``trace``/``summary``; ``flow`` (the recorded data flow, when the spec asks
-for a ``picture``); ``fatal`` when the config or model is unusable;
+Events, in order: ``phase`` (each step before the first check), ``ready``
+(what was built: recipe, device, hierarchy, versions, timings, library homes),
+then per check ``start``, ``progress`` (a check's own processes moved on) and
+``result``, or ``text`` for ``trace``/``summary``; ``flow`` (the recorded data
+flow, when the spec asks for a ``picture``); ``fatal`` when the config or model
+is unusable;
 ``done`` at the end. A child that stops before ``done`` crashed or was
 stopped; the supervisor says which check it was in.
 """
@@ -133,8 +135,13 @@ def _session(spec: dict[str, Any], emit: Emit, homes: Any) -> None:
         from .context import build_context
         from .engine import run_check
 
+        settings = settings_from(spec['settings'])
+        preimport(settings.import_paths)
         imports = time.perf_counter() - start
-        ctx = build_context(settings_from(spec['settings']), fit=False)
+        # Model code (the config's modules, the model's __init__) runs from here on: the
+        # supervisor's --timeout applies, so a build that never returns is reported as one.
+        emit({'event': 'phase', 'name': 'build'})
+        ctx = build_context(settings, fit=False)
         if spec.get('recipe'):  # decided by an earlier process of the same run
             from .batch import BatchRecipe
 
@@ -156,6 +163,9 @@ def _session(spec: dict[str, Any], emit: Emit, homes: Any) -> None:
         return
     emit({'event': 'ready', 'header': {**header(ctx, imports),
                                        'library_homes': homes.created()}})
+    # A check whose own processes make progress (the ddp ranks) says so: the supervisor's
+    # clock then bounds the time without progress, not a loaded machine's slowness.
+    ctx.progress = lambda note: emit({'event': 'progress', 'note': note})
     command = spec.get('command', 'check')
     if command == 'check':
         from .checks import CHECKS
@@ -183,6 +193,22 @@ def _session(spec: dict[str, Any], emit: Emit, homes: Any) -> None:
     emit({'event': 'done'})
 
 
+def preimport(import_paths: list[str]) -> None:
+    """Import MMAction2 (after ``--import-path``) before the clock of model code starts.
+
+    The imports are the guard's start-up, not model code: on a loaded machine
+    they must not count against ``--timeout``. Whatever fails here fails
+    again, reported, in the build.
+    """
+    import contextlib
+
+    from .context import make_mmaction_importable, use_import_paths
+
+    with contextlib.suppress(Exception):
+        use_import_paths(import_paths)
+        make_mmaction_importable()
+
+
 def _writer(fd: int) -> Emit:
     stream = os.fdopen(fd, 'w', buffering=1, encoding='utf-8')
 
@@ -194,7 +220,13 @@ def _writer(fd: int) -> Emit:
 
 
 def main(argv: list[str]) -> None:
-    """``python -m epam_guard.worker SPEC EVENT_FD``: one supervised session, then exit."""
+    """``python -m epam_guard.worker SPEC EVENT_FD [PARENT]``: one supervised session, then exit.
+
+    ``PARENT`` is the supervisor's pid: the first act is to die with it.
+    """
+    from .lifeline import die_with_parent
+
+    die_with_parent(int(argv[2]) if len(argv) > 2 else None)
     spec = json.loads(Path(argv[0]).read_text())
     fd = int(argv[1])
     os.set_inheritable(fd, False)  # ranks and other grandchildren never hold the channel

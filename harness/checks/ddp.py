@@ -19,7 +19,8 @@ swaps (synthetic data, ``num_workers=0``, a temporary work dir, a short
 loop) and, here, two samples per rank, at ``--size tiny`` the pipelines'
 clips shrunk to the guard's sizes, and on the CPU ``gloo`` with
 ``device_ids=None``. The check passes only on each rank's own log of every
-iteration it was to run; the whole run is bounded by 80% of ``--timeout``
+iteration it was to run; the ranks are stopped once none of them has made
+progress (logged a new phase) for 80% of ``--timeout``
 and every rank is stopped and reaped whatever happens.
 """
 from __future__ import annotations
@@ -27,11 +28,14 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
+import signal
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +166,8 @@ def preload(cfg: Any) -> None:
 
 
 def budget_of(ctx: GuardContext) -> float:
-    """Seconds the ranks get: 80% of ``--timeout``, so they stop before the supervisor acts."""
+    """Seconds the ranks may go without progress: 80% of ``--timeout``, so that they are
+    stopped before the supervisor acts (its clock restarts at their progress too)."""
     return 0.8 * float(ctx.settings.timeout)
 
 
@@ -292,30 +297,111 @@ def stop(procs: list[Any]) -> list[int]:
     return killed
 
 
-def run_ranks(spec: dict[str, Any], root: Path, budget: float) -> dict[str, Any]:
-    """Launch the ranks; wait within ``budget`` seconds; stop and reap them on every way out."""
-    import psutil
+#: Seconds between two looks at the ranks' logs while they run.
+POLL = 0.1
+#: Seconds the agent gets to end once its ranks were stopped: after an interruption (the
+#: user waits), and otherwise (it reports how its ranks ended).
+STOP_WAIT = {True: 5.0, False: 15.0}
 
-    before = {child.pid for child in psutil.Process().children(recursive=True)}
+
+class Watch:
+    """What the guard sees of the ranks while they run: facts the report is built from.
+
+    ``exits`` holds every rank process's exit status (``multiprocessing`` keeps
+    them for its children: the agent's reaping does not lose them), ``ended``
+    when each rank was first seen gone, ``killed`` the pids the guard itself
+    stopped. Which rank failed first then follows from what each rank logged
+    and how it ended, not from which process the agent happened to reap first.
+    """
+
+    def __init__(self, root: Path) -> None:
+        import psutil
+
+        self.root = root
+        self.before = {child.pid for child in psutil.Process().children(recursive=True)}
+        self.procs: dict[int, Any] = {}
+        self.ended: dict[int, float] = {}
+        self.killed: set[int] = set()
+
+    def look(self) -> list[dict[str, Any] | None]:
+        """The ranks' logs now; notes the processes alive and the ranks that ended."""
+        import multiprocessing
+
+        for proc in multiprocessing.active_children():
+            if proc.pid is not None:
+                self.procs.setdefault(proc.pid, proc)
+        records = read_logs(self.root)
+        for rank, record in enumerate(records):
+            if record and not record.get('finished') and rank not in self.ended \
+                    and ended(record):
+                self.ended[rank] = time.time()
+        return records
+
+    def stop(self) -> None:
+        """SIGKILL every rank process of the run (and any child started since it began)."""
+        self.killed.update(stop(rank_processes(read_logs(self.root), self.before)))
+
+    def stop_all(self, launch: Launch, within: float) -> None:
+        """Stop the ranks until the agent has ended or ``within`` seconds passed.
+
+        The agent may still be starting a rank while the others are stopped:
+        each look stops whatever appeared since, so nothing is left for the
+        interpreter's exit (which joins its children) to wait on.
+        """
+        deadline = time.monotonic() + within
+        while True:
+            self.stop()
+            launch.thread.join(0.2)
+            if launch.done() or time.monotonic() > deadline:
+                break
+        self.stop()  # whatever the agent started in its last moment
+
+    def exit_statuses(self, records: list[dict[str, Any] | None]) -> dict[int, int]:
+        """Each rank's exit status (negative: the signal), where its process was seen."""
+        found = {}
+        for rank, record in enumerate(records):
+            proc = self.procs.get((record or {}).get('pid', -1))
+            if proc is not None and proc.exitcode is not None:
+                found[rank] = int(proc.exitcode)
+        return found
+
+
+def run_ranks(spec: dict[str, Any], root: Path, budget: float,
+              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Launch the ranks; stop them once none has made progress for ``budget`` seconds; stop
+    and reap them on every way out.
+
+    Progress is a rank logging a new phase (start-up, rendezvous, build, each
+    iteration): a loaded machine makes the ranks slow, a hang makes them
+    still. ``progress`` hears of each (the supervisor's clock restarts on it).
+    Interrupted (KeyboardInterrupt, a signal turned into an exception), the
+    ranks are stopped and this returns within :data:`STOP_WAIT` seconds,
+    whatever phase they were in.
+    """
+    watch = Watch(root)
     launch = Launch(spec, root)
     outcome: dict[str, Any] = {'timed_out': False, 'stopped': [], 'early_exit': []}
-    deadline = time.monotonic() + budget
+    launched = last_progress = time.monotonic()
+    phases: list[str | None] = [None] * WORLD_SIZE
     failed_at = None
     interrupted = False
     with quiet_agent():
         launch.start()
         try:
             while not launch.done():
-                launch.thread.join(0.1)
+                launch.thread.join(POLL)
                 now = time.monotonic()
-                records = read_logs(root)
-                gone = [r for r, rec in enumerate(records)
-                        if rec and not rec.get('finished') and ended(rec)]
-                if gone and failed_at is None:
+                for rank, record in enumerate(watch.look()):
+                    phase = (record or {}).get('phase')
+                    if phase != phases[rank]:
+                        phases[rank], last_progress = phase, now
+                        if progress is not None:
+                            progress(f'ddp rank {rank}: {phase}')
+                if watch.ended and failed_at is None:
                     # A rank ended without finishing and without the agent seeing a failure
                     # (exit status 0): the others wait for it in a collective.
-                    failed_at, outcome['early_exit'] = now, gone
-                if now > deadline:
+                    failed_at, outcome['early_exit'] = now, sorted(watch.ended)
+                if now > last_progress + budget:
                     outcome['timed_out'] = True
                     break
                 if failed_at is not None and now - failed_at > GRACE:
@@ -324,37 +410,35 @@ def run_ranks(spec: dict[str, Any], root: Path, budget: float) -> dict[str, Any]
             interrupted = True
             raise
         finally:
-            if not launch.done():
-                records = read_logs(root)
+            if interrupted or not launch.done():
+                records = watch.look()
                 outcome['stopped'] = sorted(
                     rec['rank'] for rec in records
                     if rec and not ended(rec) and not rec.get('finished'))
-                stop(rank_processes(records, before))
-                launch.thread.join(10.0)
-                if not launch.done():  # the agent is stuck: whatever it started goes now
-                    stop(rank_processes(read_logs(root), before))
-                    launch.thread.join(5.0)
-            if interrupted:
-                # A rank forked while this thread was being interrupted is in no log yet:
-                # every process started since goes too, so none is left for the
-                # interpreter's exit to wait on.
-                stop(rank_processes(read_logs(root), before))
+                watch.stop_all(launch, STOP_WAIT[interrupted])
+    # From the launch: to the last progress, and to the last rank reaped.
+    outcome['progress_s'] = round(last_progress - launched, 2)
+    outcome['ranks_s'] = round(time.monotonic() - launched, 2)
+    records = watch.look()
     outcome['failures'] = {
         int(rank): {'exitcode': failure.exitcode, 'signal': failure.signal_name()
                     if failure.exitcode is not None and failure.exitcode < 0 else None,
                     'pid': failure.pid}
         for rank, failure in launch.failures.items()}
+    outcome['exits'] = watch.exit_statuses(records)
+    outcome['ended_at'] = dict(watch.ended)
+    outcome['killed_by_guard'] = sorted(
+        r for r, rec in enumerate(records) if rec and rec.get('pid') in watch.killed)
     if launch.error is not None:
         outcome['agent_error'] = f'{type(launch.error).__name__}: {launch.error}'
     return outcome
 
 
-def describe_failure(failure: dict[str, Any]) -> str:
+def describe_exit(code: int) -> str:
     """``was killed by SIGKILL (...)`` / ``exited with status 3``."""
-    from ..supervisor import describe_exit
+    from ..supervisor import describe_exit as described
 
-    code = failure.get('exitcode')
-    return 'ended' if code is None else describe_exit(int(code))
+    return described(int(code))
 
 
 def first_sentence(error: str) -> str:
@@ -378,49 +462,55 @@ def diagnose(records: list[dict[str, Any] | None], outcome: dict[str, Any],
              budget: float) -> list[Finding]:
     """Findings from what the ranks logged and how they ended, causes before consequences.
 
-    Without any finding the ranks must still have logged every iteration
-    (:func:`finished_all`): a pass needs that evidence, not the absence of errors.
+    A cause is a rank's own end: an exception it logged, or an exit or signal
+    without one; causes come in the order they happened (the time a rank
+    logged its error, or was first seen gone). Consequences follow: a rank
+    whose collective lost its peer, one torch's agent stopped (SIGTERM) after
+    another failed, one the guard stopped. Without any finding the ranks must
+    still have logged every iteration (:func:`finished_all`): a pass needs
+    that evidence, not the absence of errors.
     """
     findings: list[Finding] = []
-    failures = outcome.get('failures', {})
     if outcome['timed_out']:
         phases = ', '.join(f'rank {r}: {(rec or {}).get("phase", "not started")}'
                            for r, rec in enumerate(records))
         findings.append(Finding(Rule.STATE,
-            f'the {WORLD_SIZE} ranks did not finish within {budget:g} s ({phases}); '
-            'they were stopped (a collective that never completes, or a hang in model code?)'))
-    seen: set[tuple[str, str]] = set()
-    waiting: list[Finding] = []
-    silent_deaths = [r for r in failures if not (records[r] or {}).get('error')]
-    for rank, record in enumerate(records):
-        failure = failures.get(rank)
-        error = (record or {}).get('error')
-        if error:
-            key = (record['phase'], first_sentence(error))  # type: ignore[index]
-            if key in seen:
-                continue
-            seen.add(key)
-            same = [r for r, rec in enumerate(records) if rec and rec.get('error')
-                    and (rec['phase'], first_sentence(rec['error'])) == key]
-            who = 'both ranks' if len(same) == WORLD_SIZE else f'rank {rank}'
-            found = error_finding(record, who, key[1])  # type: ignore[arg-type]
-            # A rank that lost its peer says so; the peer's own end is the cause: list it first.
-            (waiting if any(m in error for m in PEER_LOST) else findings).append(found)
-        elif failure is not None:
-            phase = (record or {}).get('phase', 'start-up')
-            findings.append(Finding(Rule.STATE, f'rank {rank} {describe_failure(failure)} in '
-                                                f'{phase}, without a Python exception'))
-        elif rank in outcome.get('early_exit', []) and not silent_deaths:
-            # Ended unfinished, not a failure to the agent (status 0), and no sibling died
-            # silently (the agent then stops the others, which end unfinished too).
-            findings.append(Finding(Rule.STATE,
-                f'rank {rank} exited with status 0 in {record.get("phase")} before finishing '  # type: ignore[union-attr]
-                f'its {STEPS} iterations (os._exit or sys.exit(0) in model code?)'))
-        elif rank in outcome.get('stopped', []) and not outcome['timed_out']:
-            waiting.append(Finding(Rule.STATE,
-                f'rank {rank} was still in {(record or {}).get("phase", "start-up")} '
-                f'{GRACE:g} s after another rank failed; stopped'))
-    findings += sorted(waiting, key=lambda f: 'after another rank failed' in f.message)
+            f'the {WORLD_SIZE} ranks made no progress for {budget:g} s ({phases}); '
+            'they were stopped by the guard (a collective that never completes, or a hang '
+            'in model code?)'))
+    causes, after = logged_errors(records)
+    ends = ranks_ended(records, outcome)
+    for rank, (code, phase) in ends.items():
+        if code is not None and code != -signal.SIGTERM:
+            what = (f'exited with status 0 in {phase} before finishing its {STEPS} iterations '
+                    '(os._exit or sys.exit(0) in model code?)' if code == 0 else
+                    f'{describe_exit(code)} in {phase}, without a Python exception')
+            causes.append((outcome.get('ended_at', {}).get(rank, math.inf), rank,
+                           Finding(Rule.STATE, f'rank {rank} {what}')))
+    causes.sort(key=lambda cause: (cause[0], cause[1]))
+    first = f'rank {causes[0][1]}' if causes else 'another rank'
+    for rank, (code, phase) in ends.items():
+        if code == -signal.SIGTERM and not causes:
+            causes.append((math.inf, rank, Finding(
+                Rule.STATE, f'rank {rank} {describe_exit(code)} in {phase}, without a Python '
+                            'exception')))
+        elif code == -signal.SIGTERM:
+            after.append(Finding(Rule.STATE, f'rank {rank} was stopped by torch\'s agent '
+                                             f'(SIGTERM) in {phase} after {first} failed'))
+        elif code is None:
+            seen = (f'rank {rank} ended in {phase} without a Python exception (its exit '
+                    'status was not seen)')
+            if causes:
+                after.append(Finding(Rule.STATE, f'{seen}, after {first} failed'))
+            else:
+                causes.append((math.inf, rank, Finding(Rule.STATE, seen)))
+    if not outcome['timed_out']:
+        for rank in outcome.get('stopped', []):
+            phase = (records[rank] or {}).get('phase', 'start-up')
+            after.append(Finding(Rule.STATE, f'rank {rank} was still in {phase} {GRACE:g} s '
+                                             f'after {first} failed; stopped by the guard'))
+    findings += [finding for _, _, finding in causes]
+    findings += sorted(after, key=lambda f: 'stopped by' in f.message)
     done = [rec for rec in records if rec and rec.get('checksum') is not None]
     if not findings and len(done) == WORLD_SIZE:
         a, b = done[0]['checksum'], done[1]['checksum']
@@ -432,6 +522,57 @@ def diagnose(records: list[dict[str, Any] | None], outcome: dict[str, Any],
         findings.append(Finding(Rule.STATE, 'the ranks ended without logging every iteration '
                                             f'they were to run: {progress(records)}'))
     return findings
+
+
+Cause = tuple[float, int, Finding]
+
+
+def logged_errors(records: list[dict[str, Any] | None]) -> tuple[list[Cause], list[Finding]]:
+    """The exceptions the ranks logged: causes (with when), and peers that lost a rank.
+
+    The same error on every rank is one finding naming both ranks.
+    """
+    causes: list[Cause] = []
+    lost: list[Finding] = []
+    seen: set[tuple[str, str]] = set()
+    for rank, record in enumerate(records):
+        error = (record or {}).get('error')
+        if not error:
+            continue
+        key = (record['phase'], first_sentence(error))  # type: ignore[index]
+        if key in seen:
+            continue
+        seen.add(key)
+        same = [r for r, rec in enumerate(records) if rec and rec.get('error')
+                and (rec['phase'], first_sentence(rec['error'])) == key]
+        who = 'both ranks' if len(same) == WORLD_SIZE else f'rank {rank}'
+        found = error_finding(record, who, key[1])  # type: ignore[arg-type]
+        if any(marker in error for marker in PEER_LOST):
+            lost.append(found)  # a consequence: the peer's own end is the cause
+        else:
+            causes.append((float(record.get('failed_at') or math.inf), rank,  # type: ignore[union-attr]
+                           found))
+    return causes, lost
+
+
+def ranks_ended(records: list[dict[str, Any] | None],
+                outcome: dict[str, Any]) -> dict[int, tuple[int | None, str]]:
+    """Ranks that ended unfinished without an exception and not by the guard's hand:
+    ``{rank: (exit status or None where it was not seen, last phase)}``."""
+    exits = {r: f['exitcode'] for r, f in outcome.get('failures', {}).items()
+             if f.get('exitcode') is not None}
+    exits.update(outcome.get('exits', {}))
+    by_guard = set(outcome.get('killed_by_guard', [])) | set(outcome.get('stopped', []))
+    ended_unseen = set(outcome.get('ended_at', {})) | set(outcome.get('early_exit', []))
+    found: dict[int, tuple[int | None, str]] = {}
+    for rank, record in enumerate(records):
+        if (record or {}).get('error') or (record or {}).get('finished') or rank in by_guard:
+            continue
+        code = exits.get(rank)
+        if code is None and rank not in ended_unseen:
+            continue
+        found[rank] = (code, (record or {}).get('phase', 'start-up'))
+    return found
 
 
 def error_finding(record: dict[str, Any], who: str, sentence: str) -> Finding:
@@ -468,6 +609,26 @@ def progress(records: list[dict[str, Any] | None]) -> str:
                      for r, rec in enumerate(records))
 
 
+#: Free bytes below which the ranks' logs (rewritten at every phase) may not fit.
+LOG_ROOM = 1 << 20
+
+
+def disk_full(root: Path) -> str | None:
+    """Why the ranks may have been unable to write their logs under ``root``, if its disk is
+    (nearly) full; a rank that cannot log looks as if it ended without a word."""
+    import shutil
+
+    try:
+        free = shutil.disk_usage(root).free
+    except OSError:
+        return None
+    if free >= LOG_ROOM:
+        return None
+    return (f'the temporary folder {root.parent} has {free:,} bytes free: the ranks could not '
+            'write their logs, so how they ended is unknown; free space there or point TMPDIR '
+            'elsewhere')
+
+
 def check(ctx: GuardContext) -> CheckResult:
     """Two ranks train the config's Runner under its DDP wrapper, to the last iteration."""
     budget = budget_of(ctx)
@@ -477,13 +638,17 @@ def check(ctx: GuardContext) -> CheckResult:
         cfg, swaps = prepare(ctx, root)
         spec = rank_spec(ctx, cfg, root)
         preload(cfg)
-        outcome = run_ranks(spec, root, budget)
+        outcome = run_ranks(spec, root, budget, ctx.progress)
         if outcome.get('agent_error') and not any(read_logs(root)):
             # Not the model's doing (e.g. no free port, no fork): an error, not a finding.
             raise RuntimeError(f'torch.distributed.run could not start the ranks: '
                                f'{outcome["agent_error"][:300]}')
         records = read_logs(root)
         findings = diagnose(records, outcome, budget)
+        if findings:
+            full = disk_full(root)
+            if full:  # the ranks could not log: the guard's environment, not the model
+                raise RuntimeError(full)
         tails = {r: log_tail(root, r) for r in range(WORLD_SIZE)} if findings else {}
     first = records[0] or {}
     backend = cfg.env_cfg.dist_cfg.backend

@@ -21,6 +21,10 @@ MODULE = 'launch_variants'
 HERE = Path(__file__).resolve().parent
 #: Small synthetic batches: the ddp ranks' train steps stay well under a second.
 BATCH = 2
+#: Seconds a test waits for the processes it started to appear: a net for one that never
+#: does, not a measure of start-up (a loaded machine takes what it takes; the wait also ends
+#: when the process it watches exits).
+START_WAIT = 600
 
 
 def _register(cls: type) -> type:

@@ -27,3 +27,20 @@ def make_context() -> Callable[..., Any]:
 def default_context(make_context: Callable[..., Any]) -> Any:
     """One context on the default config, shared by the tests that only read it."""
     return make_context()
+
+
+@pytest.fixture(scope='session')
+def default_result(default_context: Any) -> Callable[[str], Any]:
+    """``default_result(name)`` -> that check's result on the default context, run once per
+    session (the snapshot tests and the pass tests read the same run)."""
+    from epam_guard.checks import CHECKS
+    from epam_guard.engine import run_check
+
+    results: dict[str, Any] = {}
+
+    def result(name: str) -> Any:
+        if name not in results:
+            results[name] = run_check(default_context, name, CHECKS[name])
+        return results[name]
+
+    return result

@@ -304,6 +304,6 @@ CONTRACT_CHECKS = ('structure', 'routing', 'labels', 'train_step', 'eval_purity'
 
 
 @pytest.mark.parametrize('name', CONTRACT_CHECKS)
-def test_every_check_passes_on_the_default_config(default_context, name):
-    result = run_check(default_context, name, CHECKS[name])
+def test_every_check_passes_on_the_default_config(default_result, name):
+    result = default_result(name)
     assert result.status is Status.PASS, f'{result.verdict}\n{result.details}'

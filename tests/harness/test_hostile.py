@@ -69,6 +69,8 @@ def test_heatmap_channels_that_do_not_match_the_backbone(capsys):
     assert 'the pipeline makes 17 heat-map channels' in line and 'in_channels is 19' in line
 
 
+@pytest.mark.slow  # the model fails the size probe, which then tries the config's own
+# clip lengths (seconds of CPU per pass)
 def test_head_channels_that_do_not_match_the_backbone(capsys):
     code = main(['check', '--in-process', '--batch-size', '2', '--only', 'structure',
                  '--cfg-options', 'model.cls_head.in_channels=[2048,512]'])

@@ -48,26 +48,71 @@ def test_structure(epam_results, epam_snapshot):
 '''
 
 
-def test_snapshot_lifecycle_create_pass_change_fail_update(built, pytester):
-    pytester.makepyfile(test_user=USER_TESTS)
-    stored = pytester.path / 'snapshots' / 'test_user' / 'test_structure.json'
+class Prebuilt:
+    """A plugin for pytester's in-process sessions: a context this process built and one
+    cache of its check results, as fixtures (the inner sessions' conftest hands them to the
+    guard's plugin)."""
 
-    missing = pytester.runpytest_inprocess(*FAST)
+    def __init__(self, context: object) -> None:
+        self.context = context
+        self.results: dict = {}
+
+    @pytest.fixture(scope='session')
+    def epam_prebuilt(self) -> object:
+        return self.context
+
+    @pytest.fixture(scope='session')
+    def epam_prebuilt_results(self) -> dict:
+        return self.results
+
+
+#: An inner session's conftest: the plugin's context is the outer one, and its results
+#: (run by the plugin's ``epam_results`` in the first session) are kept across sessions.
+SHARED_CONTEXT = '''
+import pytest
+
+
+@pytest.fixture(scope='session')
+def epam_context_factory(epam_prebuilt):
+    return lambda **overrides: epam_prebuilt
+
+
+@pytest.fixture(scope='session')
+def _epam_results_cache(epam_prebuilt_results):
+    return epam_prebuilt_results
+'''
+
+
+def test_snapshot_lifecycle_create_pass_change_fail_update(built, pytester):
+    """Six sessions over one built model and one run of its checks: what is tested is the
+    snapshots' life cycle (the plugin's own build and check run are tested below)."""
+    from dataclasses import replace
+
+    pytester.makepyfile(test_user=USER_TESTS)
+    pytester.makeconftest(SHARED_CONTEXT)
+    stored = pytester.path / 'snapshots' / 'test_user' / 'test_structure.json'
+    prebuilt = Prebuilt(replace(built, settings=replace(built.settings,
+                                                        only=['structure', 'routing'])))
+
+    def run(*args: str):
+        return pytester.runpytest_inprocess(*FAST, *args, plugins=[prebuilt])
+
+    missing = run()
     assert '1 failed, 1 passed' in outcome(missing)
     assert not stored.exists()  # never written without the flag
 
-    assert '2 passed' in outcome(pytester.runpytest_inprocess(*FAST, '--snapshot-update'))
+    assert '2 passed' in outcome(run('--snapshot-update'))
     assert json.loads(stored.read_text())['loss'][0]['shape'][1] == 432
-    assert '2 passed' in outcome(pytester.runpytest_inprocess(*FAST))
+    assert '2 passed' in outcome(run())
 
     for broken in (stored.read_text().replace('432', '2048', 1), '{"loss": [tru'):
         stored.write_text(broken)  # stale, then corrupted
-        changed = pytester.runpytest_inprocess(*FAST)
+        changed = run()
         assert '1 failed, 1 passed' in outcome(changed)
         changed.stdout.fnmatch_lines(['*run `pytest --snapshot-update` and review*'])
         assert stored.read_text() == broken  # a failing comparison leaves the file alone
 
-    assert '2 passed' in outcome(pytester.runpytest_inprocess(*FAST, '--snapshot-update'))
+    assert '2 passed' in outcome(run('--snapshot-update'))
     assert '2048' not in stored.read_text()
 
 

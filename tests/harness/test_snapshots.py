@@ -7,14 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from epam_guard.checks import CHECKS
-from epam_guard.engine import run_check
-
 
 @pytest.fixture(scope='module')
-def results(default_context):
-    return {name: run_check(default_context, name, CHECKS[name])
-            for name in ('structure', 'routing', 'summary')}
+def results(default_result):
+    return {name: default_result(name) for name in ('structure', 'routing', 'summary')}
 
 
 def test_backbone_tuple_in_loss_and_predict_mode(results, epam_snapshot):

@@ -86,3 +86,25 @@ def test_a_signal_stops_every_process_and_removes_the_temporary_folders(tmp_path
         f'epam-guard: error: interrupted during structure ({signal.Signals(signum).name})')
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in descendants)
     assert list(tmp.iterdir()) == []
+
+
+def test_the_model_process_dies_with_a_guard_killed_outright(tmp_path):
+    """SIGKILL to ``epam-guard`` (no handler runs): its model process, which armed its
+    parent-death signal as its first act, goes with it at once."""
+    guard = subprocess.Popen(guard_command('sleep'), cwd=tmp_path, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        workers: list[psutil.Process] = []
+        while not workers and time.monotonic() < deadline:
+            workers = psutil.Process(guard.pid).children()
+            time.sleep(0.05)
+        assert workers, 'the model process never started'
+        guard.kill()
+        guard.wait()
+        gone, alive = psutil.wait_procs(workers, timeout=5)
+        assert alive == [], f'left running after SIGKILL to epam-guard: {alive}'
+    finally:
+        if guard.poll() is None:
+            guard.kill()
+            guard.wait()

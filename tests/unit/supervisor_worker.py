@@ -3,7 +3,8 @@
 The spec's ``behaviour`` maps a check name to what the "check" does: ``pass``,
 ``spin`` (a busy loop), ``exit0`` (``os._exit(0)``), ``segfault`` (reads
 address 0 through ctypes), ``sleeper`` (starts a grandchild in a session of
-its own, as torchrun does with its ranks, records its pid, then spins).
+its own, as torchrun does with its ranks, records its pid, then spins); ``build: spin``
+spins in the build, before the first check.
 """
 from __future__ import annotations
 
@@ -31,6 +32,9 @@ def main(argv: list[str]) -> None:
     def emit(**event: object) -> None:
         events.write(json.dumps(event) + '\n')
 
+    if spec['behaviour'].get('build') == 'spin':  # model code that never returns in __init__
+        emit(event='phase', name='build')
+        spin_in_model_code()
     emit(event='ready', header={'timings': {}})
     for name in spec['checks']:
         emit(event='start', check=name)

@@ -149,6 +149,7 @@ def test_bad_arguments_are_one_line_and_exit_2_before_anything_heavy(argv, said)
     assert len(lines) == 1 and said in lines[0]
 
 
+@pytest.mark.slow  # the CLI and its model process, started for real
 def test_the_supervising_process_never_imports_the_model_stack(tmp_path):
     code = ('import sys\nfrom epam_guard.cli import main\ncode = main(sys.argv[1:])\n'
             'print("parent imported:", sorted(m for m in ("torch", "mmaction", "mmengine") '

@@ -112,6 +112,8 @@ def test_this_repository_checks_its_own_default_config() -> None:
     assert configs_of(runs) == [DEFAULT]
 
 
+@pytest.mark.slow  # the gate starts epam-guard for real; its model fails the size probe,
+# which then tries the config's own clip lengths (seconds of CPU per pass)
 def test_a_broken_in_channels_in_the_working_tree_fails(tmp_path: Path,
                                                         capfd: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / DEFAULT

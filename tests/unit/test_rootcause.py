@@ -168,6 +168,8 @@ def test_shapes_that_agree_in_channels_are_no_mismatch() -> None:
     assert list(mismatches(text)) == []
 
 
+@pytest.mark.slow  # the model fails the size probe, which then tries the config's own
+# clip lengths (seconds of CPU per pass), and every fast check runs
 def test_real_run_of_a_wrong_head_in_channels() -> None:
     from epam_guard.checks import names_in
     from epam_guard.context import GuardSettings, build_context

@@ -79,7 +79,22 @@ def test_grandchildren_in_sessions_of_their_own_are_stopped_too(tmp_path):
         psutil.Process(int(pid_file.read_text())).status() == psutil.STATUS_ZOMBIE
 
 
-@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM])
+def test_a_build_that_never_returns_is_stopped_at_the_timeout_and_is_a_failing_row():
+    """``--timeout`` bounds the build too (not only the checks), and the report has a row for
+    the step it was stuck in; it is not started again (it would hang again)."""
+    start = time.monotonic()
+    outcome, events = supervise({'build': 'spin'}, timeout=1.0)
+    assert time.monotonic() - start < 15
+    assert outcome.restarts == 0
+    assert [(r['name'], r['status']) for r in outcome.results] == [('build', 'error')]
+    assert outcome.results[0]['verdict'].startswith('hung (did not finish within 1 s and was '
+                                                    'stopped; it was in ')
+    assert 'spin_in_model_code' in outcome.results[0]['verdict']
+    assert outcome.fatal['message'].endswith('while loading the config and building the model')
+    assert [e['event'] for e in events][-2:] == ['result', 'fatal']
+
+
+@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_stops_the_run_and_leaves_no_process(tmp_path, signum):
     pid_file = tmp_path / 'pid'
     supervisor = Supervisor({'command': 'check', 'checks': CHECKS,
@@ -110,3 +125,17 @@ def test_stacks_are_read_innermost_first_and_user_code_comes_first(tmp_path):
     stack = read_stack(dump)
     assert stack[0] == '/x/site-packages/torch/nn/modules/module.py:10 in _call_impl'
     assert where(stack) == '/home/me/fork/model.py:42 in forward'
+
+
+def test_a_process_whose_parent_ended_before_it_armed_its_lifeline_exits_at_once():
+    """The parent-death signal cannot reach a process whose parent is already gone: the
+    lifeline sees that it is not the child of the process that started it and ends it."""
+    import subprocess
+    import sys
+
+    code = ('from epam_guard.lifeline import die_with_parent\n'
+            'die_with_parent(parent=1)\n'  # not this process's parent: it was orphaned
+            'print("still running")')
+    done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          timeout=30)
+    assert (done.returncode, done.stdout) == (1, '')

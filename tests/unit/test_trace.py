@@ -100,6 +100,7 @@ def test_a_call_that_raised_shows_its_error():
     assert "unexpected keyword argument 'bad'" in text
 
 
+@pytest.mark.slow  # a real pipe into head: the CLI and its model process, started for real
 def test_trace_piped_into_head_ends_quietly():
     cli = shutil.which('epam-guard', path=str(Path(sys.executable).parent))
     if cli is None:
