@@ -232,10 +232,15 @@ def cmd_check(args: argparse.Namespace, console: Console, started: float) -> int
     if args.list:
         console.line(list_checks())
         return EXIT_OK
+    from .report_paths import refuse_unsafe
+
     names = select_checks(args.only, args.skip, args.tier)
     config = _resolve_config(args)
     settings = {**_settings(args), 'config': config}
     rank = os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0'))
+    # Only the rank that writes the reports proves it can (ranks may share the folder).
+    refuse_unsafe({'json': args.json, 'junit': args.junit}, Path(config),
+                  {'--hierarchy': args.hierarchy}, probe=args.launcher == 'none' or rank == '0')
     if args.launcher == 'none' or rank == '0':  # one header for a whole job
         console.line(f'epam-guard check {config}  tier={args.tier} size={args.size} '
                      f'device={args.device} launcher={args.launcher}')
