@@ -279,19 +279,21 @@ def _conclude(args: argparse.Namespace, console: Console, outcome: Any, names: l
     results = outcome.results
     failed = [r['name'] for r in results if r['status'] in ('fail', 'error')]
     warned = [r['name'] for r in results if r.get('warnings')]
-    cause = None
+    cause = None if outcome.fatal is not None else _root_cause(results)
     timings = dict((outcome.header or {}).get('timings') or {})
     timings['checks'] = sum(r.get('seconds', 0.0) for r in results)
     timings['total'] = time.perf_counter() - started
+    stopped = None
     if outcome.fatal is not None:
         code = int(outcome.fatal.get('exit', EXIT_UNUSABLE))
         _error(outcome.fatal['message'])
+        stopped = f'the guard stopped ({bounded(outcome.fatal["message"])})'
     elif outcome.interrupted is not None:
         code = outcome.interrupted.exit_code
         during = outcome.running or ('start-up' if outcome.header is None else 'the report')
         _error(f'interrupted during {during} ({outcome.interrupted})')
+        stopped = f'the run was interrupted ({outcome.interrupted})'
     else:
-        cause = _root_cause(results)
         console.line('  ' + '  '.join(f'{k} {v:.2f}s' for k, v in timings.items()))
         if cause is not None:
             console.line(f'ROOT CAUSE: {bounded(cause["message"])}')
@@ -313,7 +315,11 @@ def _conclude(args: argparse.Namespace, console: Console, outcome: Any, names: l
         **{key: value for key, value in (outcome.header or {}).items() if key != 'config'},
         'timings': timings,
     }
-    _write_reports(args, results, meta)
+    from .report import unfinished
+
+    # JUnit has no run-level status: a check that never finished is an error case there.
+    missing = unfinished(names, results, outcome.running, stopped) if stopped else []
+    _write_reports(args, results, meta, missing)
     return code
 
 
@@ -336,13 +342,13 @@ def _root_cause(results: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def _write_reports(args: argparse.Namespace, results: list[dict[str, Any]],
-                   meta: dict[str, Any]) -> None:
+                   meta: dict[str, Any], missing: list[dict[str, Any]]) -> None:
     from .report import write_json, write_junit
 
     if args.json:
         write_json(args.json, results, meta)
     if args.junit:
-        write_junit(args.junit, results)
+        write_junit(args.junit, results + missing, root_cause=meta['root_cause'])
 
 
 def _error(message: str) -> None:
