@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import pytest
 
-from .options import add_options
+from .options import OPTIONS, add_options
 
 PREFIX = 'epam-'
 INI_CONFIG = 'epam_config'
@@ -74,7 +74,18 @@ def _unusable(path: Path) -> str | None:
     return None
 
 
+def _value_flags() -> set[str]:
+    """The plugin's options that take a value."""
+    return {'--epam-config'} | {option.flag(PREFIX) for option in OPTIONS
+                                if option.kwargs.get('action') != 'store_true'}
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    from .plugin_args import moved_rootdir
+
+    moved = moved_rootdir(config, _value_flags())
+    if moved is not None:
+        raise pytest.UsageError(moved)
     path, origin = config_path(config)
     # `pytest --help` shows the help whatever the configuration names.
     if path is not None and not config.getoption('help', default=False):

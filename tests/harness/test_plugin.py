@@ -260,3 +260,32 @@ def test_options_are_declared_with_one_prefix(pytester):
                  '--epam-only', '--epam-cfg-options', 'epam_config'):
         assert flag in text
 
+
+
+WHERE_TEST = '''
+def test_where(pytestconfig):
+    assert str(pytestconfig.rootpath) == {root!r}
+    assert pytestconfig.inipath is not None and str(pytestconfig.inipath.parent) == {root!r}
+'''
+
+
+def test_a_config_elsewhere_never_moves_the_rootdir_or_the_ini_file(pytester, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp('elsewhere') / 'cfg.py'
+    elsewhere.write_text('model = dict(type="X")\n')
+    pytester.makeini('[pytest]\nmarkers =\n    project_marker: declared by the project\n')
+    pytester.makepyfile(test_where=WHERE_TEST.format(root=str(pytester.path)))
+    args = ('-p', 'no:cacheprovider', '--strict-markers')
+
+    # One word: pytest never takes the value for a test path.
+    pytester.runpytest_inprocess(f'--epam-config={elsewhere}', *args).assert_outcomes(passed=1)
+    # Two words, a value under the project: the rootdir and ini file stay what they were.
+    local = pytester.path / 'configs' / 'cfg.py'
+    local.parent.mkdir()
+    local.write_text('model = dict(type="X")\n')
+    pytester.runpytest_inprocess('--epam-config', str(local), *args).assert_outcomes(passed=1)
+    # Two words, a value elsewhere: pytest would root the session there; refused, in one line.
+    moved = pytester.runpytest_inprocess('--epam-config', str(elsewhere), *args)
+    assert moved.ret == pytest.ExitCode.USAGE_ERROR
+    moved.stderr.fnmatch_lines([f'ERROR: --epam-config {elsewhere}: pytest took the value for a '
+                                f'test path, *; write --epam-config={elsewhere} (one word)'])
+    assert 'Traceback' not in moved.stderr.str() and 'passed' not in moved.stdout.str()
