@@ -46,12 +46,26 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_UNUSABLE, f'{self.prog}: error: {message} (see {self.prog} --help)\n')
 
 
+class ListChecks(argparse.Action):
+    """``--list``: print the check registry and exit, as ``--version`` prints and exits."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=False, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        print(list_checks())
+        parser.exit(EXIT_OK)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog='epam-guard',
         description='Check an EPAM-Net recognizer config against the interface contract '
                     'before spending GPU-days on it.')
     parser.add_argument('--version', action='version', version=f'epam-guard {_version()}')
+    parser.add_argument('--list', action=ListChecks,
+                        help='list the checks with their tier and rules, and exit')
     commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND',
                                      parser_class=Parser)
     check = commands.add_parser('check', help='run the contract checks (default: all)')
@@ -80,10 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def list_checks() -> str:
     """The registry as a table: name, tier, rules, what it proves."""
-    width = max(len(name) for name in CHECKS)
-    return '\n'.join(f'{spec.name:<{width}}  {spec.tier:<6}  '
-                     f'{", ".join("§" + rule.value for rule in spec.rules):<8}  {spec.summary}'
-                     for spec in CHECKS.values())
+    rules = {name: ', '.join('§' + rule.value for rule in spec.rules)
+             for name, spec in CHECKS.items()}
+    width, tier, cited = (max(len(text) for text in column) for column in (
+        CHECKS, (spec.tier for spec in CHECKS.values()), rules.values()))
+    return '\n'.join(f'{spec.name:<{width}}  {spec.tier:<{tier}}  {rules[spec.name]:<{cited}}  '
+                     f'{spec.summary}' for spec in CHECKS.values())
 
 
 class Console:
