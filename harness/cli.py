@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument('--list', action='store_true',
                        help='list the checks with their rules and tier, and exit')
     check.add_argument('-v', '--verbose', action='store_true',
-                       help='print every finding in full and the details of failures')
+                       help="print every finding in full and each check's evidence (the "
+                            'details its verdict rests on), passing or not')
     return parser
 
 
@@ -167,11 +168,16 @@ class Console:
             self.line(f'{"":27}... {hidden} more (use --verbose or --json)')
         for warning in result.get('warnings', []):
             self.line(f'{"":27}warning: {bounded(warning, limit)}')
+        details = result.get('details') or {}
         if self.verbose and result['status'] == 'error':
-            details = result.get('details') or {}
             for key in ('stack', 'traceback', 'log_tail'):
                 for text in details.get(key) or []:
                     self.line(f'{"":27}{str(text).rstrip()}')
+        if self.verbose:  # what the verdict rests on, passing or not
+            from .evidence import evidence_lines
+
+            for text in evidence_lines(details):
+                self.line(f'{"":27}{text}')
 
 
 def _header_line(header: dict[str, Any]) -> str:
@@ -258,7 +264,9 @@ def cmd_check(args: argparse.Namespace, console: Console, started: float) -> int
     refuse_unsafe({'json': args.json, 'junit': args.junit}, Path(config),
                   {'--hierarchy': args.hierarchy}, probe=args.launcher == 'none' or rank == '0')
     if args.launcher == 'none' or rank == '0':  # one header for a whole job
-        console.line(f'epam-guard check {config}  tier={args.tier} size={args.size} '
+        selection = (f'checks={",".join(names)}' if args.only or args.skip
+                     else f'tier={args.tier}')
+        console.line(f'epam-guard check {config}  {selection} size={args.size} '
                      f'device={args.device} launcher={args.launcher}')
     if args.launcher != 'none':
         from .launcher import run as run_launched

@@ -212,5 +212,32 @@ def test_the_supervising_process_never_imports_the_model_stack(tmp_path):
                           cwd=tmp_path)
     assert done.returncode == EXIT_OK, done.stdout + done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0].startswith('epam-guard check ') and 'tier=all' in lines[0]
+    assert lines[0].startswith('epam-guard check ') and 'checks=summary' in lines[0]
     assert lines[-1] == 'parent imported: []'
+
+
+@pytest.mark.parametrize(('argv', 'shown'), [
+    (['--only', 'ddp'], 'checks=ddp size='),
+    (['--tier', 'fast', '--skip', 'summary'],
+     'checks=structure,routing,labels,train_step,eval_purity size='),
+    (['--tier', 'fast'], 'tier=fast size='),
+    ([], 'tier=all size=')])
+def test_the_header_prints_the_selection(monkeypatch, capsys, argv, shown):
+    monkeypatch.setattr('epam_guard.cli._run', lambda spec, args, on_event: Outcome())
+    main(['check', *argv])
+    assert shown in capsys.readouterr().out.splitlines()[0]
+
+
+ROOT_CAUSE_RUN = 'inch_ref'
+
+
+def test_the_root_cause_sits_where_the_readme_shows_it(tmp_path):
+    """README's example is the end of the report for a recorded run, line for line."""
+    readme = (Path(__file__).resolve().parents[2] / 'README.md').read_text('utf-8')
+    block = next(b for b in readme.split('```') if b.lstrip('\n').startswith('ROOT CAUSE:'))
+    runs = json.loads((Path(__file__).with_name('rootcause_runs.json')).read_text('utf-8'))
+    results = [{**data, 'findings': [{'rule': f['section'], **f} for f in data['findings']]}
+               for data in runs[ROOT_CAUSE_RUN]['results']]
+    _, text, _ = conclude(tmp_path, results)
+    shown = block.strip('\n').splitlines()
+    assert text.splitlines()[-len(shown):] == shown
