@@ -22,6 +22,7 @@ from typing import Any
 
 from .checks import CHECKS, select_checks
 from .options import add_options, output_file
+from .report import terminal_text
 from .result import MESSAGE_LIMIT, bounded
 
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
@@ -122,7 +123,8 @@ class Console:
             return
         self._clear_progress()
         try:
-            self.stream.write(text + '\n')
+            # Model messages reach the terminal: shown, never obeyed (a \r, a colour, a bell).
+            self.stream.write(terminal_text(text) + '\n')
             self.stream.flush()
         except BrokenPipeError:
             self.closed = True
@@ -377,7 +379,8 @@ def _write_reports(args: argparse.Namespace, results: list[dict[str, Any]],
 
 def _error(message: str) -> None:
     with contextlib.suppress(OSError):
-        print(f'epam-guard: error: {bounded(message, 2000)}', file=sys.stderr, flush=True)
+        print(f'epam-guard: error: {terminal_text(bounded(message, 2000))}', file=sys.stderr,
+              flush=True)
 
 
 def cmd_text(args: argparse.Namespace, console: Console, started: float) -> int:

@@ -10,12 +10,22 @@ from typing import Any
 #: ANSI escape sequences, and characters XML 1.0 cannot carry at all.
 ANSI = re.compile(r'\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-_]')
 NOT_XML = re.compile('[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]')
+#: What a terminal would act on rather than show: C0 controls but tab and newline (a
+#: carriage return rewrites the line), DEL, C1 controls (\x9b starts a sequence too).
+NOT_SHOWN = re.compile('[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]')
 
 
 def xml_text(text: Any) -> str:
     """``text`` as XML can hold it: escapes removed, control characters shown as ``\\xNN``."""
     plain = ANSI.sub('', str(text))
     return NOT_XML.sub(lambda m: f'\\x{ord(m.group()):02x}', plain)
+
+
+def terminal_text(text: Any) -> str:
+    """``text`` as a terminal shows it, not acts on it: escapes removed (as in JUnit),
+    control characters shown as ``\\xNN``."""
+    plain = ANSI.sub('', str(text))
+    return NOT_SHOWN.sub(lambda m: f'\\x{ord(m.group()):02x}', plain)
 
 
 def write_json(path: Path, results: list[dict[str, Any]], meta: dict[str, Any]) -> None:

@@ -241,3 +241,17 @@ def test_the_root_cause_sits_where_the_readme_shows_it(tmp_path):
     _, text, _ = conclude(tmp_path, results)
     shown = block.strip('\n').splitlines()
     assert text.splitlines()[-len(shown):] == shown
+
+
+def test_control_characters_from_the_model_are_shown_not_obeyed(tmp_path, capsys):
+    hostile = 'boom \x1b[2J\x1b[31mred\x1b[0m \x07bell \x9b2J \rover'
+    out = io.StringIO()
+    console = Console(verbose=True, stream=out)
+    console.result(result('structure', 'fail', hostile, warnings=[hostile],
+                          findings=[{'rule': 'CONTRACT §3 backbone 6-tuple', 'message': 'a'},
+                                    {'rule': 'CONTRACT §3 backbone 6-tuple',
+                                     'message': hostile}]))
+    conclude(tmp_path, [], fatal={'event': 'fatal', 'exit': 1, 'message': hostile})
+    for text in (out.getvalue(), capsys.readouterr().err):
+        assert not any(c in text for c in '\x1b\x07\x9b\r'), repr(text)
+        assert 'boom red \\x07bell \\x9b2J' in text
