@@ -229,7 +229,8 @@ def epam_results(epam_context: Any, pytestconfig: pytest.Config,
 def epam_snapshot(snapshot: Any, pytestconfig: pytest.Config) -> Any:
     """syrupy's ``snapshot`` storing JSON under
     ``<rootdir>/snapshots/<test file relative to the rootdir, without .py>/``."""
-    from .snapshot import extension_for
+    from .snapshot import extension_for, narrowed_files
 
     root = pytestconfig.rootpath
-    return snapshot.use_extension(extension_for(root / 'snapshots', root))
+    narrowed = narrowed_files(pytestconfig.args, pytestconfig.invocation_params.dir)
+    return snapshot.use_extension(extension_for(root / 'snapshots', root, narrowed))

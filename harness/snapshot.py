@@ -4,11 +4,20 @@ One folder per test file, keyed by the file's path relative to the rootdir
 (``snapshots/tests/a/test_x/<test name>.json``), so two test files with the
 same name in different folders never share snapshots. Floats are rounded so
 that snapshots hold structure, not numerical noise. It overrides only where
-files go and how floats are written; syrupy does the rest, including refusing
-to change a snapshot without ``--snapshot-update``.
+files go, how floats are written and which files a session narrowed to some
+tests of a file claims (below); syrupy does the rest, including refusing to
+change a snapshot without ``--snapshot-update``.
+
+syrupy keeps the snapshots of tests deselected by ``t.py::test_other`` by
+matching the test paths given to pytest against the snapshot's folder, which
+it expects next to the test file; under ``snapshots/`` that match fails and
+``--snapshot-update`` would delete the siblings' snapshots as unused. So a
+file the session narrowed to some of its tests claims only those tests'
+snapshots (:func:`narrowed_files`).
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +48,27 @@ def relative_stem(test_file: Path | str, rootdir: Path | str) -> Path:
     return relative.with_suffix('')
 
 
+def narrowed_files(args: Iterable[str], invocation_dir: Path | str) -> dict[str, tuple[str, ...]]:
+    """Test files the session narrowed to some of their tests -> those tests' dotted node paths.
+
+    ``['tests/a/t.py::test_other', 'tests/b']`` -> ``{'/abs/tests/a/t.py': ('test_other',)}``.
+    """
+    narrowed: dict[str, list[str]] = {}
+    for arg in args:
+        path, *parts = str(arg).split('::')
+        if parts:
+            absolute = (Path(invocation_dir) / path).resolve()
+            narrowed.setdefault(str(absolute), []).append('.'.join(parts))
+    return {path: tuple(nodes) for path, nodes in narrowed.items()}
+
+
+def selected(snapshot_name: str, nodes: Iterable[str]) -> bool:
+    """Whether the snapshot named ``snapshot_name`` belongs to one of the node paths
+    (``TestA`` holds ``TestA.test_x``; ``test_x`` holds ``test_x.1`` and ``test_x[a]``)."""
+    return any(snapshot_name == node or snapshot_name.startswith((f'{node}.', f'{node}['))
+               or node.startswith(snapshot_name) for node in nodes)
+
+
 class EPAMSnapshotExtension(JSONSnapshotExtension):
     """JSON snapshots in ``<root>/<test file relative to rootdir, without .py>/``.
 
@@ -48,6 +78,8 @@ class EPAMSnapshotExtension(JSONSnapshotExtension):
 
     root: Path = Path('snapshots')
     rootdir: Path = Path('.')
+    #: :func:`narrowed_files` of the session.
+    narrowed: dict[str, tuple[str, ...]] = {}
 
     @classmethod
     def dirname(cls, *, test_location: Any) -> str:
@@ -58,10 +90,20 @@ class EPAMSnapshotExtension(JSONSnapshotExtension):
     def serialize(self, data: Any, **kwargs: Any) -> Any:
         return super().serialize(round_floats(data), **kwargs)
 
+    def owns_snapshot_collection(self, *, filepath: str, test_location: Any) -> bool:
+        if not super().owns_snapshot_collection(filepath=filepath, test_location=test_location):
+            return False
+        nodes = self.narrowed.get(str(Path(test_location.filepath).resolve()))
+        own_file = Path(filepath).parent == Path(self.dirname(test_location=test_location))
+        return nodes is None or not own_file or selected(Path(filepath).stem, nodes)
 
-def extension_for(root: Path, rootdir: Path | None = None) -> type[EPAMSnapshotExtension]:
+
+def extension_for(root: Path, rootdir: Path | None = None,
+                  narrowed: dict[str, tuple[str, ...]] | None = None
+                  ) -> type[EPAMSnapshotExtension]:
     """The extension class storing snapshots under ``root``, keyed by test paths relative
-    to ``rootdir`` (default: ``root``'s parent). A subclass: no global state."""
+    to ``rootdir`` (default: ``root``'s parent); ``narrowed`` is :func:`narrowed_files` of
+    the session. A subclass: no global state."""
     rootdir = Path(root).parent if rootdir is None else Path(rootdir)
     return type('EPAMSnapshotExtension', (EPAMSnapshotExtension,),
-                {'root': Path(root), 'rootdir': rootdir})
+                {'root': Path(root), 'rootdir': rootdir, 'narrowed': dict(narrowed or {})})

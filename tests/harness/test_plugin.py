@@ -289,3 +289,32 @@ def test_a_config_elsewhere_never_moves_the_rootdir_or_the_ini_file(pytester, tm
     moved.stderr.fnmatch_lines([f'ERROR: --epam-config {elsewhere}: pytest took the value for a '
                                 f'test path, *; write --epam-config={elsewhere} (one word)'])
     assert 'Traceback' not in moved.stderr.str() and 'passed' not in moved.stdout.str()
+
+
+SIBLINGS = '''
+def test_contract(epam_snapshot):
+    assert {'a': 1} == epam_snapshot
+
+def test_other(epam_snapshot):
+    assert {'b': 2} == epam_snapshot
+'''
+
+
+def test_updating_one_test_keeps_its_siblings_snapshots_as_plain_syrupy_does(pytester):
+    (pytester.path / 'tests' / 'a').mkdir(parents=True)
+    test_file = pytester.path / 'tests' / 'a' / 't.py'
+    test_file.write_text(SIBLINGS)
+    pytester.makeini('[pytest]\n')
+    stored = pytester.path / 'snapshots' / 'tests' / 'a' / 't'
+    args = ('-p', 'no:cacheprovider', '--snapshot-update')
+
+    pytester.runpytest_subprocess(*args, 'tests/a/t.py').assert_outcomes(passed=2)
+    assert sorted(p.name for p in stored.iterdir()) == ['test_contract.json', 'test_other.json']
+    narrowed = pytester.runpytest_subprocess(*args, 'tests/a/t.py::test_other')
+    narrowed.assert_outcomes(passed=1)
+    assert 'Deleted' not in narrowed.stdout.str()
+    assert sorted(p.name for p in stored.iterdir()) == ['test_contract.json', 'test_other.json']
+    # A whole-file run still removes the snapshot of a test that is gone.
+    test_file.write_text(SIBLINGS.replace('test_contract', 'test_renamed'))
+    pytester.runpytest_subprocess(*args, 'tests/a/t.py').assert_outcomes(passed=2)
+    assert sorted(p.name for p in stored.iterdir()) == ['test_other.json', 'test_renamed.json']

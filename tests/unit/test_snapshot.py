@@ -37,3 +37,15 @@ def test_extension_for_makes_a_subclass_and_leaves_the_base_alone(tmp_path):
 def test_serialize_writes_rounded_json():
     text = EPAMSnapshotExtension().serialize({'loss': 0.123456789, 'shape': [2, 3]})
     assert json.loads(text) == {'loss': 0.1235, 'shape': [2, 3]}
+
+
+def test_a_file_narrowed_to_some_tests_names_them(tmp_path):
+    from epam_guard.snapshot import narrowed_files, selected
+
+    narrowed = narrowed_files(['tests/a/t.py::test_other', 'tests/a/t.py::TestA::test_x[1]',
+                               'tests/b'], tmp_path)
+    assert narrowed == {str(tmp_path / 'tests' / 'a' / 't.py'): ('test_other', 'TestA.test_x[1]')}
+    nodes = narrowed[str(tmp_path / 'tests' / 'a' / 't.py')]
+    assert selected('test_other', nodes) and selected('test_other.1', nodes)
+    assert selected('TestA.test_x[1]', nodes) and selected('TestA', ['TestA.test_x'])
+    assert not selected('test_contract', nodes)
