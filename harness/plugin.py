@@ -19,6 +19,9 @@ option swallows the test paths after it.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
@@ -110,6 +113,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
         report.sections.append(('epam-guard snapshots', SNAPSHOT_HINT))
 
 
+#: What torch says when MMCV/MMAction2 modules script functions at import (dozens per session).
+FRAMEWORK_DEPRECATIONS = r'`torch\.jit\.(script|interface)` is deprecated'
+
+
+@contextlib.contextmanager
+def _framework_quiet() -> Iterator[None]:
+    """Silence torch.jit's deprecation of the frameworks' own code, inside the plugin's
+    fixtures only: the user's tests and their own imports keep every warning."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message=FRAMEWORK_DEPRECATIONS,
+                                category=DeprecationWarning)
+        yield
+
+
 def _flat(values: Any) -> list[str]:
     """Option values as one list, whether the option appends single values or lists."""
     flat: list[str] = []
@@ -157,7 +174,8 @@ def epam_context_factory(epam_settings: Any) -> Callable[..., Any]:
         key = tuple(sorted((k, repr(v)) for k, v in overrides.items()))
         if key not in cache and key not in failures:
             try:
-                cache[key] = build_context(replace(epam_settings, **overrides))
+                with _framework_quiet():
+                    cache[key] = build_context(replace(epam_settings, **overrides))
             except GuardError as exc:
                 failures[key] = f'epam-guard: {exc}'
                 if not key:
@@ -220,7 +238,8 @@ def epam_results(epam_context: Any, pytestconfig: pytest.Config,
         settings = epam_context.settings
         tier = getattr(settings, 'tier', None) or pytestconfig.getoption('epam_tier', None)
         names = select_checks(settings.only, settings.skip, tier)
-        results = run_checks(epam_context, names)
+        with _framework_quiet():
+            results = run_checks(epam_context, names)
         _epam_results_cache[key] = {result.name: result for result in results}
     return _epam_results_cache[key]
 

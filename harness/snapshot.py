@@ -17,13 +17,16 @@ snapshots (:func:`narrowed_files`).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from syrupy.extensions.json import JSONSnapshotExtension
 
 FLOAT_DIGITS = 4
+#: Changed key paths listed above syrupy's line diff.
+PATHS_SHOWN = 20
 
 
 def round_floats(data: Any, digits: int = FLOAT_DIGITS) -> Any:
@@ -46,6 +49,27 @@ def relative_stem(test_file: Path | str, rootdir: Path | str) -> Path:
     except ValueError:
         relative = Path(path.name)
     return relative.with_suffix('')
+
+
+def changed_paths(stored: Any, received: Any, path: str = '') -> Iterator[str]:
+    """``key.path[index]: snapshot X, received Y`` for each place two JSON values differ."""
+    where = path or '(top level)'
+    if isinstance(stored, dict) and isinstance(received, dict):
+        for key in sorted(set(stored) | set(received), key=str):
+            inner = f'{path}.{key}' if path else str(key)
+            if key not in received:
+                yield f'{inner}: in the snapshot, not received'
+            elif key not in stored:
+                yield f'{inner}: received, not in the snapshot'
+            else:
+                yield from changed_paths(stored[key], received[key], inner)
+    elif isinstance(stored, list) and isinstance(received, list):
+        if len(stored) != len(received):
+            yield f'{where}: {len(stored)} items in the snapshot, {len(received)} received'
+        for index, (old, new) in enumerate(zip(stored, received)):
+            yield from changed_paths(old, new, f'{path}[{index}]')
+    elif stored != received:
+        yield f'{where}: snapshot {json.dumps(stored)}, received {json.dumps(received)}'
 
 
 def narrowed_files(args: Iterable[str], invocation_dir: Path | str) -> dict[str, tuple[str, ...]]:
@@ -89,6 +113,19 @@ class EPAMSnapshotExtension(JSONSnapshotExtension):
 
     def serialize(self, data: Any, **kwargs: Any) -> Any:
         return super().serialize(round_floats(data), **kwargs)
+
+    def diff_lines(self, serialized_data: Any, snapshot_data: Any) -> Iterator[str]:
+        """The key paths that changed, then syrupy's own line diff."""
+        try:
+            paths = list(changed_paths(json.loads(str(snapshot_data)),
+                                       json.loads(str(serialized_data))))
+        except ValueError:  # a snapshot that is not JSON: syrupy's diff says it all
+            paths = []
+        for line in paths[:PATHS_SHOWN]:
+            yield f'changed at {line}'
+        if len(paths) > PATHS_SHOWN:
+            yield f'... {len(paths) - PATHS_SHOWN} more changed paths'
+        yield from super().diff_lines(serialized_data, snapshot_data)
 
     def owns_snapshot_collection(self, *, filepath: str, test_location: Any) -> bool:
         if not super().owns_snapshot_collection(filepath=filepath, test_location=test_location):

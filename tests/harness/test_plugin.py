@@ -318,3 +318,14 @@ def test_updating_one_test_keeps_its_siblings_snapshots_as_plain_syrupy_does(pyt
     test_file.write_text(SIBLINGS.replace('test_contract', 'test_renamed'))
     pytester.runpytest_subprocess(*args, 'tests/a/t.py').assert_outcomes(passed=2)
     assert sorted(p.name for p in stored.iterdir()) == ['test_other.json', 'test_renamed.json']
+
+
+def test_the_plugins_fixtures_keep_torch_jit_deprecations_of_the_frameworks_quiet(pytester):
+    pytester.makepyfile(test_user='''
+def test_built(epam_context):
+    assert epam_context.model is not None
+''')
+    result = pytester.runpytest_subprocess('-p', 'no:cacheprovider', '--epam-batch-size', '1',
+                                           '-W', 'default::DeprecationWarning')
+    result.assert_outcomes(passed=1)
+    assert 'torch.jit' not in result.stdout.str(), result.stdout.str()

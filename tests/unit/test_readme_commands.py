@@ -128,3 +128,20 @@ def test_the_checks_list_of_the_readme_and_docs_is_the_top_level_option(capsys):
     assert '`epam-guard --list`' in README and '`epam-guard --list`' in docs
     assert main(['--list']) == EXIT_OK
     assert capsys.readouterr().out.splitlines()[0].split()[0] == 'structure'
+
+
+#: What torch prints for the frameworks' scripted functions (torch 2.10 and later).
+JIT_MESSAGES = ('`torch.jit.script` is deprecated. Please switch to `torch.compile` or '
+                '`torch.export`.', '`torch.jit.interface` is deprecated. Please use '
+                '`torch.compile` instead.')
+
+
+def test_the_readme_filters_and_the_plugins_silence_the_same_torch_jit_warnings():
+    from epam_guard.plugin import FRAMEWORK_DEPRECATIONS
+
+    block = next(b for b in README.split('```') if 'filterwarnings =' in b)
+    shown = [line.strip().split(':') for line in block.splitlines() if 'ignore:' in line]
+    assert [category for _, _, category in shown] == ['DeprecationWarning'] * 2
+    for message in JIT_MESSAGES:
+        assert any(re.match(pattern, message) for _, pattern, _ in shown), message
+        assert re.match(FRAMEWORK_DEPRECATIONS, message)
