@@ -24,6 +24,7 @@ from .bisect_cli import add_parser as add_bisect_parser
 from .bisect_cli import cmd_bisect
 from .checks import CHECKS, select_checks
 from .options import add_options, output_file
+from .report import terminal_text
 from .result import MESSAGE_LIMIT, bounded
 
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
@@ -48,12 +49,26 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_UNUSABLE, f'{self.prog}: error: {message} (see {self.prog} --help)\n')
 
 
+class ListChecks(argparse.Action):
+    """``--list``: print the check registry and exit, as ``--version`` prints and exits."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=False, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        print(list_checks())
+        parser.exit(EXIT_OK)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog='epam-guard',
         description='Check an EPAM-Net recognizer config against the interface contract '
                     'before spending GPU-days on it.')
     parser.add_argument('--version', action='version', version=f'epam-guard {_version()}')
+    parser.add_argument('--list', action=ListChecks,
+                        help='list the checks with their tier and rules, and exit')
     commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND',
                                      parser_class=Parser)
     check = commands.add_parser('check', help='run the contract checks (default: all)')
@@ -85,16 +100,19 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument('--list', action='store_true',
                        help='list the checks with their rules and tier, and exit')
     check.add_argument('-v', '--verbose', action='store_true',
-                       help='print every finding in full and the details of failures')
+                       help="print every finding in full and each check's evidence (the "
+                            'details its verdict rests on), passing or not')
     return parser
 
 
 def list_checks() -> str:
     """The registry as a table: name, tier, rules, what it proves."""
-    width = max(len(name) for name in CHECKS)
-    return '\n'.join(f'{spec.name:<{width}}  {spec.tier:<6}  '
-                     f'{", ".join("§" + rule.value for rule in spec.rules):<8}  {spec.summary}'
-                     for spec in CHECKS.values())
+    rules = {name: ', '.join('§' + rule.value for rule in spec.rules)
+             for name, spec in CHECKS.items()}
+    width, tier, cited = (max(len(text) for text in column) for column in (
+        CHECKS, (spec.tier for spec in CHECKS.values()), rules.values()))
+    return '\n'.join(f'{spec.name:<{width}}  {spec.tier:<{tier}}  {rules[spec.name]:<{cited}}  '
+                     f'{spec.summary}' for spec in CHECKS.values())
 
 
 class Console:
@@ -116,7 +134,8 @@ class Console:
             return
         self._clear_progress()
         try:
-            self.stream.write(text + '\n')
+            # Model messages reach the terminal: shown, never obeyed (a \r, a colour, a bell).
+            self.stream.write(terminal_text(text) + '\n')
             self.stream.flush()
         except BrokenPipeError:
             self.closed = True
@@ -162,11 +181,16 @@ class Console:
             self.line(f'{"":27}... {hidden} more (use --verbose or --json)')
         for warning in result.get('warnings', []):
             self.line(f'{"":27}warning: {bounded(warning, limit)}')
+        details = result.get('details') or {}
         if self.verbose and result['status'] == 'error':
-            details = result.get('details') or {}
             for key in ('stack', 'traceback', 'log_tail'):
                 for text in details.get(key) or []:
                     self.line(f'{"":27}{str(text).rstrip()}')
+        if self.verbose:  # what the verdict rests on, passing or not
+            from .evidence import evidence_lines
+
+            for text in evidence_lines(details):
+                self.line(f'{"":27}{text}')
 
 
 def _header_line(header: dict[str, Any]) -> str:
@@ -245,12 +269,19 @@ def cmd_check(args: argparse.Namespace, console: Console, started: float) -> int
     if args.list:
         console.line(list_checks())
         return EXIT_OK
+    from .report_paths import refuse_unsafe
+
     names = select_checks(args.only, args.skip, args.tier)
     config = _resolve_config(args)
     settings = {**_settings(args), 'config': config}
     rank = os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0'))
+    # Only the rank that writes the reports proves it can (ranks may share the folder).
+    refuse_unsafe({'json': args.json, 'junit': args.junit}, Path(config),
+                  {'--hierarchy': args.hierarchy}, probe=args.launcher == 'none' or rank == '0')
     if args.launcher == 'none' or rank == '0':  # one header for a whole job
-        console.line(f'epam-guard check {config}  tier={args.tier} size={args.size} '
+        selection = (f'checks={",".join(names)}' if args.only or args.skip
+                     else f'tier={args.tier}')
+        console.line(f'epam-guard check {config}  {selection} size={args.size} '
                      f'device={args.device} launcher={args.launcher}')
     if args.launcher != 'none':
         from .launcher import run as run_launched
@@ -298,19 +329,22 @@ def _conclude(args: argparse.Namespace, console: Console, outcome: Any, names: l
     results = outcome.results
     failed = [r['name'] for r in results if r['status'] in ('fail', 'error')]
     warned = [r['name'] for r in results if r.get('warnings')]
-    cause = None
+    cause = (None if outcome.fatal is not None
+             else _root_cause(results, (outcome.header or {}).get('recipe')))
     timings = dict((outcome.header or {}).get('timings') or {})
     timings['checks'] = sum(r.get('seconds', 0.0) for r in results)
     timings['total'] = time.perf_counter() - started
+    stopped = None
     if outcome.fatal is not None:
         code = int(outcome.fatal.get('exit', EXIT_UNUSABLE))
         _error(outcome.fatal['message'])
+        stopped = f'the guard stopped ({bounded(outcome.fatal["message"])})'
     elif outcome.interrupted is not None:
         code = outcome.interrupted.exit_code
         during = outcome.running or ('start-up' if outcome.header is None else 'the report')
         _error(f'interrupted during {during} ({outcome.interrupted})')
+        stopped = f'the run was interrupted ({outcome.interrupted})'
     else:
-        cause = _root_cause(results, (outcome.header or {}).get('recipe'))
         console.line('  ' + '  '.join(f'{k} {v:.2f}s' for k, v in timings.items()))
         if cause is not None:
             console.line(f'ROOT CAUSE: {bounded(cause["message"])}')
@@ -326,7 +360,11 @@ def _conclude(args: argparse.Namespace, console: Console, outcome: Any, names: l
         code = EXIT_FAILED if failed or strict else EXIT_OK
     meta = report_meta(outcome.header, names, code, cause, outcome.fatal,
                        str(outcome.interrupted) if outcome.interrupted else None, timings)
-    _write_reports(args, results, meta)
+    from .report import unfinished
+
+    # JUnit has no run-level status: a check that never finished is an error case there.
+    missing = unfinished(names, results, outcome.running, stopped) if stopped else []
+    _write_reports(args, results, meta, missing)
     return code
 
 
@@ -364,18 +402,19 @@ def _root_cause(results: list[dict[str, Any]],
 
 
 def _write_reports(args: argparse.Namespace, results: list[dict[str, Any]],
-                   meta: dict[str, Any]) -> None:
+                   meta: dict[str, Any], missing: list[dict[str, Any]]) -> None:
     from .report import write_json, write_junit
 
     if args.json:
         write_json(args.json, results, meta)
     if args.junit:
-        write_junit(args.junit, results)
+        write_junit(args.junit, results + missing, root_cause=meta['root_cause'])
 
 
 def _error(message: str) -> None:
     with contextlib.suppress(OSError):
-        print(f'epam-guard: error: {bounded(message, 2000)}', file=sys.stderr, flush=True)
+        print(f'epam-guard: error: {terminal_text(bounded(message, 2000))}', file=sys.stderr,
+              flush=True)
 
 
 def cmd_text(args: argparse.Namespace, console: Console, started: float) -> int:

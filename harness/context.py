@@ -135,9 +135,13 @@ def load_config(path: Path, cfg_options: dict[str, Any] | None = None,
         raise ConfigError(f'config {path} cannot be read: {exc.strerror}') from exc
     make_mmaction_importable()
     try:
-        cfg = Config.fromfile(str(path))
-    except Exception as exc:  # a config is arbitrary Python, and so are its imports
-        raise _config_failure(path, exc, import_paths or []) from exc
+        # Read first, import second: a config that cannot be read is never called a failed
+        # custom_imports (a missing _base_ file, a NameError in the config itself).
+        cfg = Config.fromfile(str(path), import_custom_modules=False)
+    except Exception as exc:  # a config is arbitrary Python
+        raise _unparsable(path, exc) from exc
+    if cfg.get('custom_imports'):
+        _import_custom_modules(cfg, path, import_paths or [])
     if cfg_options:
         try:
             cfg.merge_from_dict(cfg_options)
@@ -179,19 +183,21 @@ def use_import_paths(folders: list[str]) -> None:
                 'interpreter), or put the folder first on PYTHONPATH before starting Python')
 
 
+def _unparsable(path: Path, exc: BaseException) -> GuardError:
+    """A config (or one of its ``_base_`` files) that MMEngine cannot read, as one line."""
+    frame = user_frame(exc)
+    return ConfigError(f'config {path} cannot be parsed: {message_of(exc)}'
+                       + (f' at {where(exc)}' if frame is not None else ''))
+
+
 def _config_failure(path: Path, exc: BaseException, import_paths: list[str]) -> GuardError:
-    """A config that fails to parse, or whose custom_imports fail, as one line."""
+    """A config whose custom_imports fail, as one line."""
     # MMEngine wraps the cause twice ('Failed to import X', then a sys.path listing).
     while isinstance(exc, ImportError) and str(exc).startswith('Failed to import') \
             and exc.__context__ is not None:
         exc = exc.__context__
     if isinstance(exc, ModuleNotFoundError) and exc.name and user_frame(exc) is None:
         return _not_found(path, exc, import_paths)
-    frame = user_frame(exc)
-    if isinstance(exc, SyntaxError) or (frame is not None
-                                        and Path(frame.filename).resolve() == path.resolve()):
-        return ConfigError(f'config {path} cannot be parsed: {message_of(exc)}'
-                           + (f' at {where(exc)}' if frame is not None else ''))
     return diagnose(exc, f'config {path}: custom_imports failed')
 
 

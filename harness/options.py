@@ -20,6 +20,9 @@ DEVICES = ('cpu', 'cuda', 'auto')
 LAUNCHERS = ('none', 'pytorch', 'slurm')
 TIER_CHOICES = ('fast', 'launch', 'all')
 MAX_SEED = 2**32 - 1  # what NumPy's and torch's seeding accept
+#: The longest --timeout: a week, far below what timedelta, threading and the
+#: process-group timeouts hold (1e15 seconds overflowed them).
+MAX_TIMEOUT = 7 * 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,8 @@ def check_names(text: str) -> list[str]:
     from .checks import CHECKS
 
     names = [name.strip() for name in text.split(',') if name.strip()]
+    if not names:
+        raise _invalid(f'{text!r} names no check; choose from {", ".join(CHECKS)}')
     unknown = [name for name in names if name not in CHECKS]
     if unknown:
         raise _invalid(f'unknown check(s) {", ".join(unknown)}; choose from {", ".join(CHECKS)}')
@@ -79,13 +84,15 @@ def seed(text: str) -> int:
 
 
 def seconds(text: str) -> float:
-    """A finite, positive number of seconds."""
+    """A finite, positive number of seconds, at most :data:`MAX_TIMEOUT`."""
     try:
         value = float(text)
     except ValueError:
         raise _invalid(f'expected seconds, but got {text!r}') from None
     if not math.isfinite(value) or value <= 0:
         raise _invalid(f'must be a finite number of seconds above 0, but got {text}')
+    if value > MAX_TIMEOUT:
+        raise _invalid(f'must be at most {MAX_TIMEOUT:.0f} seconds (7 days), but got {text}')
     return value
 
 

@@ -19,12 +19,15 @@ option swallows the test paths after it.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
-from .options import add_options
+from .options import OPTIONS, add_options
 
 PREFIX = 'epam-'
 INI_CONFIG = 'epam_config'
@@ -74,7 +77,18 @@ def _unusable(path: Path) -> str | None:
     return None
 
 
+def _value_flags() -> set[str]:
+    """The plugin's options that take a value."""
+    return {'--epam-config'} | {option.flag(PREFIX) for option in OPTIONS
+                                if option.kwargs.get('action') != 'store_true'}
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    from .plugin_args import moved_rootdir
+
+    moved = moved_rootdir(config, _value_flags())
+    if moved is not None:
+        raise pytest.UsageError(moved)
     path, origin = config_path(config)
     # `pytest --help` shows the help whatever the configuration names.
     if path is not None and not config.getoption('help', default=False):
@@ -97,6 +111,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     if report.when == 'call' and report.failed and \
             'epam_snapshot' in getattr(item, 'fixturenames', ()):
         report.sections.append(('epam-guard snapshots', SNAPSHOT_HINT))
+
+
+#: What torch says when MMCV/MMAction2 modules script functions at import (dozens per session).
+FRAMEWORK_DEPRECATIONS = r'`torch\.jit\.(script|interface)` is deprecated'
+
+
+@contextlib.contextmanager
+def _framework_quiet() -> Iterator[None]:
+    """Silence torch.jit's deprecation of the frameworks' own code, inside the plugin's
+    fixtures only: the user's tests and their own imports keep every warning."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message=FRAMEWORK_DEPRECATIONS,
+                                category=DeprecationWarning)
+        yield
 
 
 def _flat(values: Any) -> list[str]:
@@ -146,7 +174,8 @@ def epam_context_factory(epam_settings: Any) -> Callable[..., Any]:
         key = tuple(sorted((k, repr(v)) for k, v in overrides.items()))
         if key not in cache and key not in failures:
             try:
-                cache[key] = build_context(replace(epam_settings, **overrides))
+                with _framework_quiet():
+                    cache[key] = build_context(replace(epam_settings, **overrides))
             except GuardError as exc:
                 failures[key] = f'epam-guard: {exc}'
                 if not key:
@@ -209,7 +238,8 @@ def epam_results(epam_context: Any, pytestconfig: pytest.Config,
         settings = epam_context.settings
         tier = getattr(settings, 'tier', None) or pytestconfig.getoption('epam_tier', None)
         names = select_checks(settings.only, settings.skip, tier)
-        results = run_checks(epam_context, names)
+        with _framework_quiet():
+            results = run_checks(epam_context, names)
         _epam_results_cache[key] = {result.name: result for result in results}
     return _epam_results_cache[key]
 
@@ -218,7 +248,8 @@ def epam_results(epam_context: Any, pytestconfig: pytest.Config,
 def epam_snapshot(snapshot: Any, pytestconfig: pytest.Config) -> Any:
     """syrupy's ``snapshot`` storing JSON under
     ``<rootdir>/snapshots/<test file relative to the rootdir, without .py>/``."""
-    from .snapshot import extension_for
+    from .snapshot import extension_for, narrowed_files
 
     root = pytestconfig.rootpath
-    return snapshot.use_extension(extension_for(root / 'snapshots', root))
+    narrowed = narrowed_files(pytestconfig.args, pytestconfig.invocation_params.dir)
+    return snapshot.use_extension(extension_for(root / 'snapshots', root, narrowed))

@@ -1,12 +1,17 @@
-"""The README's "What it checks" table, made from the check registry.
+"""The README's "What it checks" and "Where each rule is checked" tables, made from the
+check registry.
 
-    python scripts/checks_table.py           # print the table
-    python scripts/checks_table.py --write   # replace it in README.md
+    python scripts/checks_table.py           # print the tables
+    python scripts/checks_table.py --write   # replace them in README.md
 
-Each row is one entry of ``epam_guard.checks.CHECKS`` (name, tier, rules,
-summary); each rule links to its section of ``docs/CONTRACT.md``.
+In the first, each row is one entry of ``epam_guard.checks.CHECKS`` (name,
+tier, rules, summary); each rule links to its section of ``docs/CONTRACT.md``.
+In the second, each row is one rule: the checks the registry gives it, their
+code (``harness/checks/<name>.py``) and the tests that run them on
+deliberately broken variants (:data:`FAILING_TESTS`).
 ``tests/unit/test_contract_docs.py`` fails when README.md and the registry
-disagree.
+disagree, when a check has no failing-variant test named here, and when a
+named file does not run the check to a failure.
 """
 from __future__ import annotations
 
@@ -15,12 +20,23 @@ import sys
 from pathlib import Path
 
 from epam_guard.checks import CHECKS
-from epam_guard.contract import DOCUMENT, Rule
+from epam_guard.contract import DOCUMENT, HEADINGS, Rule
 
 README = Path(__file__).resolve().parents[1] / 'README.md'
 #: The lines that enclose the generated table in README.md.
 BEGIN = '<!-- checks-table: generated from the check registry by scripts/checks_table.py -->'
 END = '<!-- /checks-table -->'
+RULES_BEGIN = ('<!-- rules-table: generated from the check registry by '
+               'scripts/checks_table.py -->')
+RULES_END = '<!-- /rules-table -->'
+#: Where each check is run on deliberately broken variants and must fail naming its rule.
+FAILING_TESTS: dict[str, tuple[str, ...]] = {
+    **{name: ('tests/harness/test_checks_fail.py',) for name in (
+        'structure', 'routing', 'labels', 'train_step', 'eval_purity', 'summary')},
+    'pipeline': ('tests/checks_launch/test_pipeline_check.py',),
+    'runner': ('tests/checks_launch/test_runner_check.py',),
+    'ddp': ('tests/checks_launch/test_ddp_check.py',),
+}
 
 
 def rule_link(rule: Rule) -> str:
@@ -37,23 +53,46 @@ def table() -> str:
     return '\n'.join(rows)
 
 
+def check_code(name: str) -> str:
+    """The check's source file, from its registered module."""
+    return CHECKS[name].module.replace('epam_guard.', 'harness.').replace('.', '/') + '.py'
+
+
+def rules_table() -> str:
+    """One row per rule: the checks proving it, their code, their failing-variant tests."""
+    rows = ['| rule | checked by | check code | failing-variant tests |', '|---|---|---|---|']
+    for rule in Rule:
+        names = [name for name, spec in CHECKS.items() if rule in spec.rules]
+        code = ', '.join(f'`{check_code(name)}`' for name in names)
+        tests = dict.fromkeys(path for name in names for path in FAILING_TESTS.get(name, ()))
+        rows.append(f'| [§{rule.value} {HEADINGS[rule]}]({DOCUMENT}#{rule.anchor}) | '
+                    f'{", ".join(f"`{name}`" for name in names)} | {code} | '
+                    f'{", ".join(f"`{path}`" for path in tests)} |')
+    return '\n'.join(rows)
+
+
+def _replace(text: str, begin: str, end: str, body: str) -> str:
+    head, found_begin, rest = text.partition(begin)
+    _, found_end, tail = rest.partition(end)
+    if not found_begin or not found_end:
+        raise SystemExit(f'README.md has no {begin} ... {end} block to replace')
+    return f'{head}{begin}\n{body}\n{end}{tail}'
+
+
 def replace_table(text: str) -> str:
-    """``text`` (README.md) with the lines between the markers replaced by :func:`table`."""
-    head, begin, rest = text.partition(BEGIN)
-    _, end, tail = rest.partition(END)
-    if not begin or not end:
-        raise SystemExit(f'README.md has no {BEGIN} ... {END} block to replace')
-    return f'{head}{BEGIN}\n{table()}\n{END}{tail}'
+    """``text`` (README.md) with both generated tables replaced (:func:`table`,
+    :func:`rules_table`)."""
+    return _replace(_replace(text, BEGIN, END, table()), RULES_BEGIN, RULES_END, rules_table())
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--write', action='store_true', help='replace the table in README.md')
+    parser.add_argument('--write', action='store_true', help='replace the tables in README.md')
     args = parser.parse_args(argv)
     if args.write:
         README.write_text(replace_table(README.read_text('utf-8')), 'utf-8')
     else:
-        print(table())
+        print(f'{table()}\n\n{rules_table()}')
     return 0
 
 

@@ -12,6 +12,12 @@ current directory, the config's folder and every folder the config names
 before and after, and records the paths this process changes from Python
 (:func:`epam_guard.isolation.recorded_writes`).
 
+Every part the guard builds from the user's config goes through the same
+redirection: a ``Runner`` (``runner``, ``ddp``, launcher mode) through
+:func:`redirect_outputs` on its config copy, and the evaluators and hooks the
+fast checks build on their own (``structure`` runs ``val_evaluator``, which
+may hold a ``DumpResults``) through :func:`outputs_redirected`.
+
 A change is blamed on the run only on that evidence: a path this process
 wrote, renamed or removed outside its folder, and still changed afterwards.
 Changes under watched folders that this process did not make (another
@@ -22,8 +28,10 @@ Any guard's own temporary folders (``epam-guard-*``) are nobody's stray writes.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -143,6 +151,22 @@ def redirect_outputs(cfg: Any, folder: Path) -> dict[str, Any]:
                     dropped.append(f'{parent}.{remote}')
     return {'redirected': redirected, 'replaced': replaced, 'dropped': dropped,
             'ignored': ignored}
+
+
+@contextlib.contextmanager
+def outputs_redirected(cfg: Any) -> Iterator[Any]:
+    """A copy of ``cfg`` with every output location in a fresh guard folder, removed after.
+
+    For building the config's parts outside a ``Runner`` (an evaluator, a hook):
+    what they write lands in the folder, never where the config points.
+    """
+    folder = Path(tempfile.mkdtemp(prefix=f'{GUARD_PREFIX}outputs-'))
+    try:
+        safe = copy.deepcopy(cfg)
+        redirect_outputs(safe, folder)
+        yield safe
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _strings(node: Any) -> Iterator[str]:

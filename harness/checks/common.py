@@ -196,10 +196,14 @@ def evaluate(cfg: Any, samples: list[Any], labels: list[int]) -> dict[str, Any]:
 
     The samples go to MMEngine's ``Evaluator`` as dicts carrying the label in
     both APIs (``gt_label`` and ``gt_labels.item``), so only the predictions
-    (the model's part) decide whether the metric can read them.
+    (the model's part) decide whether the metric can read them. What the
+    metrics write (``DumpResults``) goes to a guard folder, never to the files
+    the config names (:func:`._outputs.outputs_redirected`).
     """
     from mmengine.evaluator import Evaluator
     from mmengine.registry import DefaultScope
+
+    from ._outputs import outputs_redirected
 
     given = []
     for sample, label in zip(samples, labels):
@@ -207,8 +211,9 @@ def evaluate(cfg: Any, samples: list[Any], labels: list[int]) -> dict[str, Any]:
         data.setdefault('gt_label', torch.tensor([label]))
         data.setdefault('gt_labels', {'item': torch.tensor([label])})
         given.append(data)
-    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmaction')):
-        evaluator = Evaluator(copy.deepcopy(cfg.val_evaluator))
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmaction')), \
+            outputs_redirected(cfg) as safe:
+        evaluator = Evaluator(safe.val_evaluator)
         evaluator.process(given)
         return dict(evaluator.evaluate(len(given)))
 
@@ -237,25 +242,37 @@ def save_best_findings(cfg: Any, metrics: dict[str, Any] | None,
     The hook is built by MMEngine itself, so its own validation of ``rule``,
     ``greater_keys``/``less_keys`` and rule inference applies; then every key
     it waits for must be among the metrics the config's evaluator produced
-    (``None``: the evaluator produced none, ``why`` says why).
+    (``None``: the evaluator produced none, ``why`` says why). The hooks are
+    built from a copy whose outputs point into a guard folder, as every part
+    built from the config is (:func:`._outputs.outputs_redirected`).
     """
     from mmengine.registry import HOOKS
 
+    from ._outputs import outputs_redirected
+
     findings = []
-    for settings in checkpoint_configs(cfg):
+    with outputs_redirected(cfg) as safe:
+        built: list[tuple[dict[str, Any], Any, Exception | None]] = []
+        for settings in checkpoint_configs(safe):
+            try:
+                built.append((settings, HOOKS.build({**settings, 'type': 'CheckpointHook'}), None))
+            except Exception as exc:  # MMEngine's own assertion/KeyError/ValueError
+                built.append((settings, None, exc))
+    for settings, hook, refused in built:
         keys = settings['save_best']
         keys = [keys] if isinstance(keys, str) else list(keys)
         shown = ', '.join(f'{k}={settings[k]!r}' for k in ('save_best', 'rule', 'greater_keys',
                                                           'less_keys') if k in settings)
-        try:
-            hook = HOOKS.build({**settings, 'type': 'CheckpointHook'})
-            if 'auto' in keys and metrics:
+        if hook is not None and 'auto' in keys and metrics:
+            try:
                 # What the hook does at the first validation: infer the rule of the
                 # first metric (MMEngine has no public name for this step).
                 hook._init_rule(hook.rules, [next(iter(metrics))])
-        except Exception as exc:  # MMEngine's own assertion/KeyError/ValueError
+            except Exception as exc:  # MMEngine's own assertion/KeyError/ValueError
+                refused = exc
+        if refused is not None:
             findings.append(Finding(Rule.HEAD, f'CheckpointHook({shown}) is refused by MMEngine: '
-                                               f'{one_line(exc, location=False)}'))
+                                               f'{one_line(refused, location=False)}'))
         if metrics is None:
             findings.append(Finding(Rule.HEAD,
                 f'CheckpointHook(save_best={keys}) waits for a validation metric, but the '

@@ -44,6 +44,7 @@ def check(ctx: GuardContext) -> CheckResult:
     """Predict leaves parameters and buffers alone; no mode rewrites the caller's inputs."""
     ctx = value_context(ctx)  # what inference changes does not depend on the crop
     model, findings = ctx.model, []
+    compared: dict[str, Any] = {}  # the evidence: what was compared after each call
     for mode in ('predict', 'tensor', 'loss'):
         training = mode == 'loss'
         # Two views are enough to make a recognizer fold (N, V); more only cost time.
@@ -59,6 +60,8 @@ def check(ctx: GuardContext) -> CheckResult:
                 raise  # the engine reports it as this check's error
             findings.append(Finding(Rule.STATE, cuda_message(exc, f'{mode} mode')))
             continue
+        compared[mode] = {'views': views, 'inputs': sorted(before),
+                          **({} if training else {'parameters_and_buffers': len(saved)})}
         for change in _mutations(data['inputs'], before):
             findings.append(Finding(Rule.INPUTS, f'{mode} mode: the caller\'s inputs {change}'))
         if not training:
@@ -69,4 +72,4 @@ def check(ctx: GuardContext) -> CheckResult:
                     f'buffers: {changed[:6]}'))
     return finish('eval_purity', findings,
                   'predict and tensor calls change no parameter or buffer; no call rewrites '
-                  'the caller\'s inputs')
+                  'the caller\'s inputs', {'compared': compared})

@@ -37,6 +37,7 @@ pair, not the config or the model. MMEngine's process-wide state is put back
 """
 from __future__ import annotations
 
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -183,15 +184,25 @@ def loads_back(cfg: Any, paths: list[Path], trained: dict[str, torch.Tensor]
                                                 f'entries differ from the trained model: '
                                                 f'{differ[:SHOWN]}'))
     if paths:
-        try:
-            torch.load(paths[0], map_location='cpu')
-            notes['default_torch_load'] = 'torch.load with its defaults reads it'
-        except Exception as exc:
-            notes['default_torch_load'] = (
-                f'torch {torch.__version__} refuses it by default (weights_only, '
-                f'{type(exc).__name__}), so load_from, resume and mmengine\'s load_checkpoint '
-                'fail unless TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 (trusted checkpoints only)')
+        notes['default_torch_load'] = default_load_note(paths[0])
     return findings, notes
+
+
+def default_load_note(path: Path) -> str:
+    """Whether ``torch.load``'s defaults (what MMEngine's loading uses) read the checkpoint,
+    and, when they refuse it, which load fails, where, and what a training run would see."""
+    try:
+        torch.load(path, map_location='cpu')
+    except Exception as exc:
+        blocked = re.search(r'Unsupported global: GLOBAL ([\w.]+)', str(exc))
+        what = f'it holds {blocked.group(1)}' if blocked else 'weights_only=True'
+        return (f'checkpoint {path.name} loads only with weights_only=False: torch '
+                f'{torch.__version__} refuses it by default ({type(exc).__name__}: {what}), and '
+                'mmengine.runner.load_checkpoint uses that default. Training and saving work; a '
+                'run that reads it stops there: load_from=..., resume=True, tools/test.py. '
+                'Trusted checkpoints: TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1')
+    return 'torch.load with its defaults reads it'
+
 
 
 def run_findings(observer: Observer, error: str | None,
@@ -235,7 +246,7 @@ def checkpoint_findings(cfg: Any, root: Path, observer: Observer, save_best: lis
     loaded, notes = loads_back(cfg, checkpoints, trained)
     details.update(notes)
     warning = notes.get('default_torch_load', '')
-    return findings + loaded, [warning] if 'refuses' in warning else []
+    return findings + loaded, [warning] if 'refuses it by default' in warning else []
 
 
 def write_findings(writes: Any, details: dict[str, Any]) -> tuple[list[Finding], list[str]]:
@@ -321,8 +332,9 @@ def check(ctx: GuardContext) -> CheckResult:
         strays, watch_warnings = write_findings(writes, details)
     findings += strays
     best = save_best or ['(no save_best)']
+    load = ' with weights_only=False' if warnings else ''  # the warning says why
     return conclude('runner', findings,
                     f'Runner trained {observer.train_iters} iteration(s), validated '
                     f'({", ".join(best)} produced), wrote {len(details["checkpoints"])} '
-                    f'checkpoint(s) that load back, nothing outside its temporary folder'
+                    f'checkpoint(s) that load back{load}, nothing outside its temporary folder'
                     f'{swapped_note(outputs)}', details, warnings=warnings + watch_warnings)

@@ -101,3 +101,11 @@ def test_both_label_apis_read_back():
     old, new = make_data_sample(7, 'gt_labels'), make_data_sample(7, 'gt_label')
     assert 'gt_label' not in old and old.gt_labels.item.tolist() == [7]
     assert read_label(old) == read_label(new) == 7
+
+
+def test_verbose_shows_the_evidence_of_a_passing_check(capsys):
+    assert main(['check', '--in-process', *FAST[:2], '--only', 'eval_purity', '-v']) == EXIT_OK
+    printed = capsys.readouterr().out
+    assert 'PASS  eval_purity' in printed
+    assert 'compared.predict: {views: 2, inputs: [heatmap_imgs, imgs], ' \
+           'parameters_and_buffers: ' in printed

@@ -305,3 +305,72 @@ def test_options_are_declared_with_one_prefix(pytester):
                  '--epam-only', '--epam-cfg-options', 'epam_config'):
         assert flag in text
 
+
+
+WHERE_TEST = '''
+def test_where(pytestconfig):
+    assert str(pytestconfig.rootpath) == {root!r}
+    assert pytestconfig.inipath is not None and str(pytestconfig.inipath.parent) == {root!r}
+'''
+
+
+def test_a_config_elsewhere_never_moves_the_rootdir_or_the_ini_file(pytester, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp('elsewhere') / 'cfg.py'
+    elsewhere.write_text('model = dict(type="X")\n')
+    pytester.makeini('[pytest]\nmarkers =\n    project_marker: declared by the project\n')
+    pytester.makepyfile(test_where=WHERE_TEST.format(root=str(pytester.path)))
+    args = ('-p', 'no:cacheprovider', '--strict-markers')
+
+    # One word: pytest never takes the value for a test path.
+    pytester.runpytest_inprocess(f'--epam-config={elsewhere}', *args).assert_outcomes(passed=1)
+    # Two words, a value under the project: the rootdir and ini file stay what they were.
+    local = pytester.path / 'configs' / 'cfg.py'
+    local.parent.mkdir()
+    local.write_text('model = dict(type="X")\n')
+    pytester.runpytest_inprocess('--epam-config', str(local), *args).assert_outcomes(passed=1)
+    # Two words, a value elsewhere: pytest would root the session there; refused, in one line.
+    moved = pytester.runpytest_inprocess('--epam-config', str(elsewhere), *args)
+    assert moved.ret == pytest.ExitCode.USAGE_ERROR
+    moved.stderr.fnmatch_lines([f'ERROR: --epam-config {elsewhere}: pytest took the value for a '
+                                f'test path, *; write --epam-config={elsewhere} (one word)'])
+    assert 'Traceback' not in moved.stderr.str() and 'passed' not in moved.stdout.str()
+
+
+SIBLINGS = '''
+def test_contract(epam_snapshot):
+    assert {'a': 1} == epam_snapshot
+
+def test_other(epam_snapshot):
+    assert {'b': 2} == epam_snapshot
+'''
+
+
+def test_updating_one_test_keeps_its_siblings_snapshots_as_plain_syrupy_does(pytester):
+    (pytester.path / 'tests' / 'a').mkdir(parents=True)
+    test_file = pytester.path / 'tests' / 'a' / 't.py'
+    test_file.write_text(SIBLINGS)
+    pytester.makeini('[pytest]\n')
+    stored = pytester.path / 'snapshots' / 'tests' / 'a' / 't'
+    args = ('-p', 'no:cacheprovider', '--snapshot-update')
+
+    pytester.runpytest_subprocess(*args, 'tests/a/t.py').assert_outcomes(passed=2)
+    assert sorted(p.name for p in stored.iterdir()) == ['test_contract.json', 'test_other.json']
+    narrowed = pytester.runpytest_subprocess(*args, 'tests/a/t.py::test_other')
+    narrowed.assert_outcomes(passed=1)
+    assert 'Deleted' not in narrowed.stdout.str()
+    assert sorted(p.name for p in stored.iterdir()) == ['test_contract.json', 'test_other.json']
+    # A whole-file run still removes the snapshot of a test that is gone.
+    test_file.write_text(SIBLINGS.replace('test_contract', 'test_renamed'))
+    pytester.runpytest_subprocess(*args, 'tests/a/t.py').assert_outcomes(passed=2)
+    assert sorted(p.name for p in stored.iterdir()) == ['test_other.json', 'test_renamed.json']
+
+
+def test_the_plugins_fixtures_keep_torch_jit_deprecations_of_the_frameworks_quiet(pytester):
+    pytester.makepyfile(test_user='''
+def test_built(epam_context):
+    assert epam_context.model is not None
+''')
+    result = pytester.runpytest_subprocess('-p', 'no:cacheprovider', '--epam-batch-size', '1',
+                                           '-W', 'default::DeprecationWarning')
+    result.assert_outcomes(passed=1)
+    assert 'torch.jit' not in result.stdout.str(), result.stdout.str()

@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from argparse import Namespace
+from pathlib import Path
 
 import pytest
 
 from epam_guard.checks import CHECKS
 from epam_guard.cli import EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE, Console, _conclude, main
-from epam_guard.supervisor import Outcome
+from epam_guard.supervisor import Interrupted, Outcome
 
 
 def result(name: str, status: str = 'pass', verdict: str = 'ok', warnings=(), findings=()):
@@ -23,12 +25,64 @@ def result(name: str, status: str = 'pass', verdict: str = 'ok', warnings=(), fi
             'findings': list(findings), 'details': {}, 'warnings': list(warnings)}
 
 
-def conclude(tmp_path, results, strict=False, **outcome):
+def conclude(tmp_path, results, strict=False, names=None, **outcome):
     args = Namespace(strict=strict, json=tmp_path / 'r.json', junit=tmp_path / 'r.xml')
     out = io.StringIO()
     code = _conclude(args, Console(stream=out), Outcome(results=results, **outcome),
-                     [r['name'] for r in results], 0.0)
+                     names or [r['name'] for r in results], 0.0)
     return code, out.getvalue(), json.loads((tmp_path / 'r.json').read_text())
+
+
+def junit_cases(tmp_path) -> tuple[ET.Element, dict[str | None, ET.Element]]:
+    root = ET.parse(tmp_path / 'r.xml').getroot()
+    return root, {case.get('name'): case for case in root.iter('testcase')}
+
+
+def reported(case: ET.Element, attribute: str | None = 'message') -> str:
+    """The failure's or error's ``attribute`` (None: its text) of a JUnit test case."""
+    element = next(e for e in (case.find('failure'), case.find('error')) if e is not None)
+    return (element.get(attribute) if attribute else element.text) or ''
+
+
+def test_an_interrupted_run_is_not_green_in_junit(tmp_path, capsys):
+    names = ['structure', 'routing', 'labels', 'train_step']
+    code, _, report = conclude(tmp_path, [result('structure')], names=names,
+                               interrupted=Interrupted(signal.SIGINT), running='routing',
+                               header={'config': 'c.py'})
+    assert code == 130 and report['interrupted'] == 'SIGINT'
+    root, cases = junit_cases(tmp_path)
+    assert (root.get('tests'), root.get('failures'), root.get('errors')) == ('4', '0', '3')
+    assert cases['structure'].find('error') is None
+    assert reported(cases['routing']) == (
+        'the run was interrupted (SIGINT) while this check was running')
+    for name in ('labels', 'train_step'):
+        assert reported(cases[name]) == (
+            'not run: the run was interrupted (SIGINT) before this check started')
+    assert 'interrupted during routing' in capsys.readouterr().err
+
+
+def test_a_run_that_could_not_start_has_an_error_case_per_check(tmp_path):
+    fatal = {'event': 'fatal', 'exit': 2, 'message': 'config c.py cannot be parsed'}
+    conclude(tmp_path, [], names=['structure', 'routing'], fatal=fatal)
+    root, cases = junit_cases(tmp_path)
+    assert (root.get('tests'), root.get('errors')) == ('2', '2')
+    assert 'config c.py cannot be parsed' in reported(cases['routing'])
+
+
+def test_the_root_cause_goes_into_junit(tmp_path):
+    runs = json.loads((Path(__file__).with_name('rootcause_runs.json')).read_text('utf-8'))
+    results = [{**data, 'findings': [{'rule': f['section'], **f} for f in data['findings']]}
+               for data in runs['inch_ref']['results']]
+    _, text, report = conclude(tmp_path, results)
+    headline = 'cls_head received x_rgb with 432 channels but model.cls_head.in_channels is'
+    assert headline in text and headline in report['root_cause']['message']
+    root, cases = junit_cases(tmp_path)
+    prop = root.find("properties/property[@name='root_cause']")
+    assert prop is not None and prop.get('value', '').startswith(f'ROOT CAUSE: {headline}')
+    assert root.findtext('system-out', '').startswith(f'ROOT CAUSE: {headline}')
+    for name in report['root_cause']['follows']:
+        first = reported(cases[name], None).splitlines()[0]
+        assert first.startswith(f'ROOT CAUSE: {headline}') and first.endswith('because of it)')
 
 
 def test_warnings_pass_unless_strict(tmp_path):
@@ -159,5 +213,46 @@ def test_the_supervising_process_never_imports_the_model_stack(tmp_path):
                           cwd=tmp_path)
     assert done.returncode == EXIT_OK, done.stdout + done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0].startswith('epam-guard check ') and 'tier=all' in lines[0]
+    assert lines[0].startswith('epam-guard check ') and 'checks=summary' in lines[0]
     assert lines[-1] == 'parent imported: []'
+
+
+@pytest.mark.parametrize(('argv', 'shown'), [
+    (['--only', 'ddp'], 'checks=ddp size='),
+    (['--tier', 'fast', '--skip', 'summary'],
+     'checks=structure,routing,labels,train_step,eval_purity size='),
+    (['--tier', 'fast'], 'tier=fast size='),
+    ([], 'tier=all size=')])
+def test_the_header_prints_the_selection(monkeypatch, capsys, argv, shown):
+    monkeypatch.setattr('epam_guard.cli._run', lambda spec, args, on_event: Outcome())
+    main(['check', *argv])
+    assert shown in capsys.readouterr().out.splitlines()[0]
+
+
+ROOT_CAUSE_RUN = 'inch_ref'
+
+
+def test_the_root_cause_sits_where_the_readme_shows_it(tmp_path):
+    """README's example is the end of the report for a recorded run, line for line."""
+    readme = (Path(__file__).resolve().parents[2] / 'README.md').read_text('utf-8')
+    block = next(b for b in readme.split('```') if b.lstrip('\n').startswith('ROOT CAUSE:'))
+    runs = json.loads((Path(__file__).with_name('rootcause_runs.json')).read_text('utf-8'))
+    results = [{**data, 'findings': [{'rule': f['section'], **f} for f in data['findings']]}
+               for data in runs[ROOT_CAUSE_RUN]['results']]
+    _, text, _ = conclude(tmp_path, results)
+    shown = block.strip('\n').splitlines()
+    assert text.splitlines()[-len(shown):] == shown
+
+
+def test_control_characters_from_the_model_are_shown_not_obeyed(tmp_path, capsys):
+    hostile = 'boom \x1b[2J\x1b[31mred\x1b[0m \x07bell \x9b2J \rover'
+    out = io.StringIO()
+    console = Console(verbose=True, stream=out)
+    console.result(result('structure', 'fail', hostile, warnings=[hostile],
+                          findings=[{'rule': 'CONTRACT §3 backbone 6-tuple', 'message': 'a'},
+                                    {'rule': 'CONTRACT §3 backbone 6-tuple',
+                                     'message': hostile}]))
+    conclude(tmp_path, [], fatal={'event': 'fatal', 'exit': 1, 'message': hostile})
+    for text in (out.getvalue(), capsys.readouterr().err):
+        assert not any(c in text for c in '\x1b\x07\x9b\r'), repr(text)
+        assert 'boom red \\x07bell \\x9b2J' in text

@@ -61,6 +61,9 @@ def test_cfg_options_take_several_pairs_on_the_cli_and_one_per_flag_with_a_prefi
     (cfg_option, 'a=[1,2', 'unbalanced'),
     (cfg_option, "a='x", 'unbalanced quotes'),
     (check_names, 'structure,nope', 'unknown check'),
+    (check_names, ',', 'names no check'),
+    (check_names, ' , ,', 'names no check'),
+    (seconds, '1e15', 'at most 604800 seconds'),
 ])
 def test_bad_values_are_refused_in_one_line(convert, text, message):
     with pytest.raises(argparse.ArgumentTypeError, match=message):
@@ -69,6 +72,7 @@ def test_bad_values_are_refused_in_one_line(convert, text, message):
 
 def test_good_values_pass_through():
     assert positive_int('2') == 2 and seed('0') == 0 and seconds('1.5') == 1.5
+    assert seconds('604800') == 604800.0
     assert cfg_option('model.a=[1, 2]') == 'model.a=[1, 2]'
     assert check_names(' structure , routing') == ['structure', 'routing']
 
@@ -87,3 +91,12 @@ def test_folders_and_output_files_are_checked(tmp_path):
 def test_parse_cfg_options_reads_values_as_mmengine_does():
     assert parse_cfg_options(['a.b=1', 'c=[1,2]', 'd=x']) == {'a.b': 1, 'c': [1, 2], 'd': 'x'}
     assert parse_cfg_options(None) == {}
+
+
+@pytest.mark.parametrize('argv', [['--only', ','], ['--skip', ','], ['--timeout', '1e15']])
+def test_the_cli_refuses_them_before_anything_runs(argv, capsys):
+    from epam_guard.cli import EXIT_UNUSABLE, main
+
+    assert main(['check', *argv]) == EXIT_UNUSABLE
+    captured = capsys.readouterr()
+    assert captured.out == '' and captured.err.count('\n') == 1

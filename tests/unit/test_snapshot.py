@@ -37,3 +37,33 @@ def test_extension_for_makes_a_subclass_and_leaves_the_base_alone(tmp_path):
 def test_serialize_writes_rounded_json():
     text = EPAMSnapshotExtension().serialize({'loss': 0.123456789, 'shape': [2, 3]})
     assert json.loads(text) == {'loss': 0.1235, 'shape': [2, 3]}
+
+
+def test_a_file_narrowed_to_some_tests_names_them(tmp_path):
+    from epam_guard.snapshot import narrowed_files, selected
+
+    narrowed = narrowed_files(['tests/a/t.py::test_other', 'tests/a/t.py::TestA::test_x[1]',
+                               'tests/b'], tmp_path)
+    assert narrowed == {str(tmp_path / 'tests' / 'a' / 't.py'): ('test_other', 'TestA.test_x[1]')}
+    nodes = narrowed[str(tmp_path / 'tests' / 'a' / 't.py')]
+    assert selected('test_other', nodes) and selected('test_other.1', nodes)
+    assert selected('TestA.test_x[1]', nodes) and selected('TestA', ['TestA.test_x'])
+    assert not selected('test_contract', nodes)
+
+
+def test_a_failing_snapshot_names_the_key_paths_that_changed(tmp_path):
+    from epam_guard.snapshot import changed_paths
+
+    stored = {'backbone': {'loss': [{'shape': [2, 432, 4]}, {'shape': [2, 20]}]}, 'n': 1}
+    received = {'backbone': {'loss': [{'shape': [2, 432, 4]}, {'shape': [2, 12]}]}, 'm': 1}
+    assert list(changed_paths(stored, received)) == [
+        'backbone.loss[1].shape[1]: snapshot 20, received 12',
+        'm: received, not in the snapshot', 'n: in the snapshot, not received']
+    assert list(changed_paths([1, 2], [1])) == ['(top level): 2 items in the snapshot, 1 received']
+    extension = extension_for(tmp_path / 'snapshots', tmp_path)()
+    lines = list(extension.diff_lines(json.dumps(received), json.dumps(stored)))
+    assert lines[0] == 'changed at backbone.loss[1].shape[1]: snapshot 20, received 12'
+    from epam_guard.report import ANSI
+
+    rest = [ANSI.sub('', line) for line in lines[3:]]
+    assert any('20' in line for line in rest) and any('12' in line for line in rest)  # syrupy's
