@@ -225,6 +225,30 @@ def test_cuda_hard_wired_in_a_loss_is_a_state_finding(make_context, check):
     assert 'guard_variants.py:' in messages(result)
 
 
+def test_a_val_pipeline_without_heatmap_scaling_fails_pipe_shapes(make_context):
+    from pathlib import Path
+
+    config = Path(__file__).parent / 'configs' / 'val_heatmaps_unscaled.py'
+    result = run_check(make_context(config=config), 'pipe_shapes', CHECKS['pipe_shapes'])
+    assert result.status is Status.FAIL and result.rules == [Rule.INPUTS], result.verdict
+    # the pipeline check's own rule and words, before any video is decoded
+    assert result.verdict.startswith('[CONTRACT §1 inputs] val pipeline: imgs is 224x224 and '
+                                     'heatmap_imgs 224x224: the RGB stream makes 7x7 (/ 32) '
+                                     'and the pose stream 28x28 (/ 8)')
+    assert len(result.findings) == 1  # train and test keep their scaling
+    assert result.details['splits']['train']['sample'] == {
+        'imgs': '(1, 3, 16, 224, 224) float32', 'heatmap_imgs': '(1, 17, 48, 56, 56) float32'}
+
+
+def test_a_transform_the_shape_pass_does_not_know_is_left_to_pipeline(make_context):
+    ctx = make_context({'test_dataloader.dataset.pipeline.4': dict(type='ForkOwnCrop', side=7)})
+    result = run_check(ctx, 'pipe_shapes', CHECKS['pipe_shapes'])
+    assert result.status is Status.PASS, result.findings
+    assert result.verdict.startswith('train, val pipelines make what the model takes')
+    assert 'left to the pipeline check: test (transform 5 (ForkOwnCrop): unknown to the shape ' \
+        'pass, which cannot tell what it does to shapes)' in result.verdict
+
+
 def test_frozen_stream_fails_summary(make_context):
     result, _ = failing(make_context, 'summary',
                         overrides(backbone='GuardTestFrozenPoseBackbone'), '6')
@@ -264,7 +288,8 @@ def test_the_same_evidence_twice_is_one_finding():
 
 
 # The launch checks (pipeline, runner, ddp) have their own tests in tests/checks_launch.
-CONTRACT_CHECKS = ('structure', 'routing', 'labels', 'train_step', 'eval_purity', 'summary')
+CONTRACT_CHECKS = ('structure', 'routing', 'labels', 'train_step', 'eval_purity', 'pipe_shapes',
+                   'summary')
 
 
 @pytest.mark.parametrize('name', CONTRACT_CHECKS)
