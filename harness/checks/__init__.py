@@ -60,6 +60,13 @@ CHECKS: dict[str, CheckSpec] = {spec.name: spec for spec in (
               'is finite and of its sign; no trainable parameter is left without a gradient'),
     CheckSpec('eval_purity', (Rule.STATE, Rule.INPUTS), FAST,
               "predict changes no parameter or buffer; no call rewrites the caller's inputs"),
+    CheckSpec('pipe_shapes', (Rule.INPUTS,), FAST,
+              "the shapes each of the config's train/val/test pipelines makes, derived from its "
+              'transforms\' parameters without decoding, are what the model takes'),
+    CheckSpec('first_pass', (Rule.STATE, Rule.LABELS), FAST,
+              'a fresh model keeps its parameters and buffers (names, shapes) through its first '
+              'loss and predict passes; class-indexed state changes at the rows of the '
+              "batch's labels or hierarchy(labels) only, and only in training"),
     CheckSpec('summary', (Rule.STATE,), FAST,
               'parameter counts per part (torchinfo); no part with parameters is frozen'),
     CheckSpec('pipeline', (Rule.INPUTS, Rule.HEAD), LAUNCH,

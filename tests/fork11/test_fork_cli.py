@@ -10,12 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from epam_guard.checks import names_in
 from epam_guard.cli import EXIT_FAILED, EXIT_OK
 
 FORK = Path(__file__).resolve().parent / 'myfork'
 CONFIG = Path(__file__).resolve().parent / 'configs' / 'fork_ntu60.py'
 
-FAST = ('structure', 'routing', 'labels', 'train_step', 'eval_purity', 'summary')
+FAST = tuple(names_in('fast'))
 
 
 def by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:

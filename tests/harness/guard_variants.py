@@ -301,6 +301,28 @@ class GuardTestRecreatedPrototypeHead(EPAMHierarchicalHead):
 
 
 @_register
+class GuardTestLazyLayerHead(EPAMHierarchicalHead):
+    """Makes a pose-to-RGB fusion layer in its first forward, sized from the features it sees."""
+
+    def forward(self, x):
+        scores = super().forward(x)
+        if not hasattr(self, 'fc_fuse'):
+            self.fc_fuse = nn.Linear(x[1].shape[1], self.num_classes).to(x[1].device)
+        scores['rgb'] = scores['rgb'] + self.fc_fuse(self._pool(x[1]))
+        return scores
+
+
+@_register
+class GuardTestCoarseRowsHead(EPAMHierarchicalHead):
+    """Writes its fine prototype memories at the coarse labels' rows (gt, gt_coarse mixed up)."""
+
+    def _update_prototypes(self, prototypes, features, labels):
+        if prototypes.shape[0] == self.num_classes:
+            labels = self._require_hierarchy()(labels)
+        super()._update_prototypes(prototypes, features, labels)
+
+
+@_register
 class GuardTestUnusedBranchHead(EPAMHierarchicalHead):
     """A trainable classifier that no loss uses (DDP with find_unused_parameters=False stops)."""
 

@@ -253,12 +253,79 @@ def test_negative_loss_term_fails_train_step(make_context):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='.cuda() works where CUDA is visible')
-@pytest.mark.parametrize('check', ['train_step', 'eval_purity'])
+@pytest.mark.parametrize('check', ['train_step', 'eval_purity', 'first_pass'])
 def test_cuda_hard_wired_in_a_loss_is_a_state_finding(make_context, check):
     result, _ = failing(make_context, check, overrides(head='GuardTestCudaLossHead'), '6')
     assert re.search(r'hard-wired to CUDA at \S*guard_variants.py:\d+  weight = '
                      r'torch.ones\(1\).cuda\(\) \(Tensor.cuda\(\), \d+ calls?, first while '
                      r'running the ' + check, messages(result))
+
+
+def test_a_layer_made_in_the_first_forward_fails_first_pass(make_context):
+    result, _ = failing(make_context, 'first_pass',
+                        overrides(head='GuardTestLazyLayerHead'), '6')
+    text = messages(result)
+    assert 'cls_head.fc_fuse gained weight (parameter (60, 216)), bias (parameter (60,)) in the ' \
+        'first loss pass: it is made in forward()' in text
+    assert 'create it in __init__' in text
+    assert result.rules == [Rule.STATE]  # its class rows are a parameter nothing updates
+
+
+def test_fine_memories_written_at_coarse_rows_fail_first_pass(make_context):
+    result, _ = failing(make_context, 'first_pass',
+                        overrides(head='GuardTestCoarseRowsHead'), '5')
+    text = messages(result)
+    for stream in ('rgb', 'pose'):
+        assert (f"cls_head.{stream}_prototypes (60 rows, one per fine class) changed at rows "
+                "[1, 7] in one training-mode loss pass, but the batch's labels are "
+                "[10, 19, 55, 59]: class-indexed state is updated at its classes' rows "
+                'only') in text
+    assert 'they are the rows of hierarchy(labels)' in text
+    assert 'coarse_prototypes' not in text  # the coarse memories are written where they belong
+    assert result.rules == [Rule.LABELS]
+
+
+def test_memories_written_at_inference_fail_first_pass(make_context):
+    result, _ = failing(make_context, 'first_pass', overrides(head='GuardTestSelfTrainingHead'),
+                        '6')
+    assert 'predict mode changed rows [' in messages(result)
+    assert '] of cls_head.rgb_prototypes: inference leaves class-indexed state' \
+        in messages(result)
+
+
+def test_first_pass_labels_cannot_coincide_by_chance(default_context):
+    from epam_guard.checks.first_pass import coincidence_free_labels
+
+    hierarchy = default_context.hierarchy
+    labels = coincidence_free_labels(hierarchy)
+    fine, coarse = set(labels), set(hierarchy(torch.tensor(labels)).tolist())
+    assert min(fine) >= hierarchy.num_coarse_classes  # fine rows never among the coarse rows
+    assert len(coarse) < len(fine) and coarse != set(range(len(coarse)))
+    assert fine != set(range(len(labels))) and coarse != set(range(len(labels)))
+
+
+def test_a_val_pipeline_without_heatmap_scaling_fails_pipe_shapes(make_context):
+    from pathlib import Path
+
+    config = Path(__file__).parent / 'configs' / 'val_heatmaps_unscaled.py'
+    result = run_check(make_context(config=config), 'pipe_shapes', CHECKS['pipe_shapes'])
+    assert result.status is Status.FAIL and result.rules == [Rule.INPUTS], result.verdict
+    # the pipeline check's own rule and words, before any video is decoded
+    assert result.verdict.startswith('[CONTRACT §1 inputs] val pipeline: imgs is 224x224 and '
+                                     'heatmap_imgs 224x224: the RGB stream makes 7x7 (/ 32) '
+                                     'and the pose stream 28x28 (/ 8)')
+    assert len(result.findings) == 1  # train and test keep their scaling
+    assert result.details['splits']['train']['sample'] == {
+        'imgs': '(1, 3, 16, 224, 224) float32', 'heatmap_imgs': '(1, 17, 48, 56, 56) float32'}
+
+
+def test_a_transform_the_shape_pass_does_not_know_is_left_to_pipeline(make_context):
+    ctx = make_context({'test_dataloader.dataset.pipeline.4': dict(type='ForkOwnCrop', side=7)})
+    result = run_check(ctx, 'pipe_shapes', CHECKS['pipe_shapes'])
+    assert result.status is Status.PASS, result.findings
+    assert result.verdict.startswith('train, val pipelines make what the model takes')
+    assert 'left to the pipeline check: test (transform 5 (ForkOwnCrop): unknown to the shape ' \
+        'pass, which cannot tell what it does to shapes)' in result.verdict
 
 
 def test_frozen_stream_fails_summary(make_context):
@@ -300,7 +367,8 @@ def test_the_same_evidence_twice_is_one_finding():
 
 
 # The launch checks (pipeline, runner, ddp) have their own tests in tests/checks_launch.
-CONTRACT_CHECKS = ('structure', 'routing', 'labels', 'train_step', 'eval_purity', 'summary')
+CONTRACT_CHECKS = ('structure', 'routing', 'labels', 'train_step', 'eval_purity', 'first_pass',
+                   'pipe_shapes', 'summary')
 
 
 @pytest.mark.parametrize('name', CONTRACT_CHECKS)
