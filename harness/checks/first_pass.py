@@ -74,8 +74,9 @@ def signature_findings(built: Signature, now: Signature, mode: str) -> list[Find
     reshaped = [name for name in now if name in built and now[name][1] != built[name][1]]
     findings = []
     for module, leaves in group_by_module(appeared).items():
-        items = ', '.join(f'{leaf} ({now[f"{module}.{leaf}"][0]} '
-                          f'{_shown(now[f"{module}.{leaf}"][1])})' for leaf in leaves)
+        named = [leaf if module == '(model)' else f'{module}.{leaf}' for leaf in leaves]
+        items = ', '.join(f'{leaf} ({now[name][0]} {_shown(now[name][1])})'
+                          for leaf, name in zip(leaves, named))
         findings.append(Finding(Rule.STATE,
             f'{module} gained {items} in the first {mode} pass: it is made in forward(), after '
             f'the optimizer took the parameters; {FIX}'))

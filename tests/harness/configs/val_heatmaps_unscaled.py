@@ -6,7 +6,7 @@
 _base_ = ['../../../configs/epam_ntu60.py']
 
 val_pipeline = [
-    dict(type='MMUniformSampleFrames', clip_len={{_base_.clip_len}}, num_clips=1,
+    dict(type='MMUniformSampleFrames', clip_len=dict(RGB=16, Pose=48), num_clips=1,
          test_mode=True),
     dict(type='MMDecode'),
     dict(type='MMCompact', hw_ratio=1., allow_imgpad=True),
