@@ -464,7 +464,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # usage errors (2), --help and --version (0)
         return exc.code if isinstance(exc.code, int) else EXIT_UNUSABLE
-    if getattr(args, 'launcher', 'none') != 'none':
+    if getattr(args, 'launcher', 'none') != 'none' and (
+            'RANK' in os.environ or 'SLURM_PROCID' in os.environ):
         from .lifeline import die_with_parent
 
         # A rank of the user's job: tied to the launcher that started it before anything

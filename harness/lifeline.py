@@ -10,6 +10,7 @@ agent, the supervisor) would not reach it.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -37,6 +38,8 @@ def die_with_parent(parent: int | None = None) -> bool:
         return False
     # After the request: a parent that ends from here on kills this process.
     if orphaned(parent):
+        with contextlib.suppress(OSError):
+            os.write(2, b'epam-guard: the process that started this one has ended; stopping\n')
         os._exit(ORPHANED)
     return armed
 

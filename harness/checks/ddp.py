@@ -245,6 +245,19 @@ class Launch:
         return not self.thread.is_alive()
 
 
+def release_agent() -> None:
+    """Free what the ended agent left in reference cycles, now.
+
+    Its rendezvous store runs a C++ server thread. Left to the garbage
+    collector, it was often freed only at the interpreter's exit, after
+    Python had begun to finalise: the process then aborted ("terminate called
+    without an active exception") or did not end.
+    """
+    import gc
+
+    gc.collect()
+
+
 def read_logs(root: Path) -> list[dict[str, Any] | None]:
     """Each rank's own record of its progress (``None``: it never wrote one)."""
     records: list[dict[str, Any] | None] = []
@@ -416,6 +429,8 @@ def run_ranks(spec: dict[str, Any], root: Path, budget: float,
                     rec['rank'] for rec in records
                     if rec and not ended(rec) and not rec.get('finished'))
                 watch.stop_all(launch, STOP_WAIT[interrupted])
+            if launch.done():
+                release_agent()
     # From the launch: to the last progress, and to the last rank reaped.
     outcome['progress_s'] = round(last_progress - launched, 2)
     outcome['ranks_s'] = round(time.monotonic() - launched, 2)

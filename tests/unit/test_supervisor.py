@@ -139,3 +139,4 @@ def test_a_process_whose_parent_ended_before_it_armed_its_lifeline_exits_at_once
     done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                           timeout=30)
     assert (done.returncode, done.stdout) == (1, '')
+    assert done.stderr == 'epam-guard: the process that started this one has ended; stopping\n'
