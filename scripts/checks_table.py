@@ -32,7 +32,8 @@ RULES_END = '<!-- /rules-table -->'
 #: Where each check is run on deliberately broken variants and must fail naming its rule.
 FAILING_TESTS: dict[str, tuple[str, ...]] = {
     **{name: ('tests/harness/test_checks_fail.py',) for name in (
-        'structure', 'routing', 'labels', 'train_step', 'eval_purity', 'summary')},
+        'structure', 'routing', 'labels', 'train_step', 'eval_purity', 'pipe_shapes',
+        'first_pass', 'summary')},
     'pipeline': ('tests/checks_launch/test_pipeline_check.py',),
     'runner': ('tests/checks_launch/test_runner_check.py',),
     'ddp': ('tests/checks_launch/test_ddp_check.py',),
