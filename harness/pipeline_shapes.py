@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .batch import pipeline_of
+from .batch import heatmap_channels, pipeline_of, step_of
 
 #: Key points of the NTU-60 2-D annotations (COCO-17), which ``GeneratePoseTarget``
 #: turns into one heat map each: the data decides this, not the config.
@@ -95,6 +95,8 @@ class _State:
     sized_by: str = 'the video'
     sampled: bool = False
     keypoints: bool = False
+    #: Key points per person in the skeletons (the data decides; see :func:`keypoints_of`).
+    keypoint_count: int = NUM_KEYPOINTS
     #: Arrays by key, frames first as MMAction2 keeps them until FormatShape.
     arrays: dict[str, tuple[int, ...]] = field(default_factory=dict)
     formatted: bool = False
@@ -154,13 +156,18 @@ def _heatmaps(state: _State, step: dict[str, Any]) -> None:
         raise Stop('GeneratePoseTarget comes before any transform decodes the skeletons')
     height, width = state.need_size('GeneratePoseTarget')
     scaling = float(step['scaling'])
-    channels = (NUM_KEYPOINTS if step['with_kp'] else 0) + (
-        (len(step['skeletons']) if step.get('skeletons') is not None else DEFAULT_LIMBS)
-        if step['with_limb'] else 0)
+    channels = (state.keypoint_count if step['with_kp'] else 0) + _limbs(step)
     frames = state.frames('Pose') * (2 if step['double'] else 1)
     key = 'heatmap_imgs' if 'imgs' in state.arrays else 'imgs'
     state.arrays[key] = (frames, channels, int(height * scaling + 0.5),
                          int(width * scaling + 0.5))
+
+
+def _limbs(step: dict[str, Any]) -> int:
+    """Limb channels of a ``GeneratePoseTarget`` (its parameters over the defaults)."""
+    if not step['with_limb']:
+        return 0
+    return len(step['skeletons']) if step.get('skeletons') is not None else DEFAULT_LIMBS
 
 
 def _fold(shape: tuple[int, ...], clips: int, clip_len: int, key: str) -> tuple[int, ...]:
@@ -249,10 +256,12 @@ def _step(state: _State, kind: str, step: dict[str, Any], problems: list[str]) -
         raise Stop('unknown to the shape pass, which cannot tell what it does to shapes')
 
 
-def derive(pipeline: list[dict], split: str = 'train') -> Derived:
-    """The shapes ``pipeline`` packs per sample, or where and why the pass stopped."""
+def derive(pipeline: list[dict], split: str = 'train',
+           keypoints: int = NUM_KEYPOINTS) -> Derived:
+    """The shapes ``pipeline`` packs per sample, or where and why the pass stopped, for
+    skeletons of ``keypoints`` key points."""
     derived = Derived(split, list(pipeline))
-    state = _State()
+    state = _State(keypoint_count=keypoints)
     for number, raw in enumerate(pipeline, 1):
         kind = str(raw.get('type'))
         step = parameters(raw)
@@ -285,7 +294,21 @@ def _sized(inputs: dict[str, tuple[int, ...]] | tuple[int, ...], state: _State
     return fill(inputs)
 
 
+def keypoints_of(cfg: Any) -> int:
+    """Key points per person. The data decides them, not a transform, so they are read as
+    the synthetic batch reads them (:func:`epam_guard.batch.heatmap_channels`: the pose
+    stream's declared channels, the key points ``GeneratePoseTarget`` names, else COCO's
+    17), less the train pipeline's limbs: every pipeline is judged on the same skeletons."""
+    target = step_of(pipeline_of(cfg, 'train'), ('GeneratePoseTarget',))
+    if target is None or not parameters(target)['with_kp']:
+        return NUM_KEYPOINTS
+    step = parameters(target)
+    channels, _, _ = heatmap_channels(target, cfg.model.get('backbone'))
+    return max(channels // (2 if step['double'] else 1) - _limbs(step), 1)
+
+
 def derive_config(cfg: Any) -> dict[str, Derived]:
     """:func:`derive` for each of the config's train, val and test pipelines it has."""
-    return {split: derive(pipeline_of(cfg, split), split) for split in SPLITS
+    keypoints = keypoints_of(cfg)
+    return {split: derive(pipeline_of(cfg, split), split, keypoints) for split in SPLITS
             if pipeline_of(cfg, split)}
