@@ -133,13 +133,15 @@ def kind_of(cfg: Any, train: list[dict]) -> Decision:
 
 
 def signature_default(registry_type: Any, name: str) -> Any:
-    """The default of ``name`` in the ``__init__`` of the model registered as
+    """The default of ``name`` in the ``__init__`` of the model or transform registered as
     ``registry_type`` (None when it is not registered or takes no such argument)."""
     import inspect
 
-    from mmaction.registry import MODELS
+    from mmaction.registry import MODELS, TRANSFORMS
 
-    cls = MODELS.get(registry_type) if isinstance(registry_type, str) else None
+    cls = None
+    if isinstance(registry_type, str):
+        cls = MODELS.get(registry_type) or TRANSFORMS.get(registry_type)
     if cls is None:
         return None
     parameter = inspect.signature(cls.__init__).parameters.get(name)

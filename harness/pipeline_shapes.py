@@ -304,7 +304,7 @@ def keypoints_of(cfg: Any) -> int:
         return NUM_KEYPOINTS
     step = parameters(target)
     channels, _, _ = heatmap_channels(target, cfg.model.get('backbone'))
-    return max(channels // (2 if step['double'] else 1) - _limbs(step), 1)
+    return max(channels - _limbs(step), 1)
 
 
 def derive_config(cfg: Any) -> dict[str, Derived]:
