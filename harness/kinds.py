@@ -155,6 +155,9 @@ def signature_default(registry_type: Any, name: str) -> Any:
     ``registry_type`` (None when it is not registered or takes no such argument)."""
     import inspect
 
+    from .compat import ensure_mmaction_models_importable
+
+    ensure_mmaction_models_importable()  # the registries import the wheel's models on lookup
     from mmaction.registry import MODELS, TRANSFORMS
 
     cls = None
