@@ -377,10 +377,11 @@ def _single_recipe(cfg: Any, kind: InputKind, train: list[dict], test: list[dict
             or (counted[:2] if counted and counted[1] != 'assumed' else None)), DEFAULT_KEYPOINTS)
         side = sizes.take('crop', (crop, 'the pipelines\' Resize/CenterCrop') if crop else None,
                           DEFAULT_CROP)
-        scaling = float(_config_value({**(target or {}), 'type': 'GeneratePoseTarget'},
-                                      'scaling', 'GeneratePoseTarget')[0]) if target else 1.0
+        scaling = _config_value({**(target or {}), 'type': 'GeneratePoseTarget'}, 'scaling',
+                                'GeneratePoseTarget') if target else None
+        factor = float(scaling[0]) if scaling else 1.0
         fields.update(pose_frames=frames, heatmap_channels=channels, crop=side,
-                      heatmap=int(round(side * scaling)))
+                      heatmap=int(round(side * factor)))
     else:
         gcn = step_of(train, ('FormatGCNInput',)) or {}
         fields.update(

@@ -307,6 +307,20 @@ class GuardContext:
     #: restarts on it. None: nobody listens.
     progress: Callable[[str], None] | None = field(default=None, repr=False)
 
+    def require_hierarchy(self) -> Hierarchy:
+        """The hierarchy, for a check whose rules are about coarse classes.
+
+        Raises:
+            ConfigError: the model has none (its head predicts no coarse classes and
+                none was given), in one line.
+        """
+        if self.hierarchy is None:
+            raise ConfigError(
+                'this check compares coarse classes, but the model has no hierarchy: its head '
+                'predicts no coarse classes (cls_head.num_coarse_classes) and none was given '
+                '(--hierarchy, epam_guard.hierarchy, model.hierarchy)')
+        return self.hierarchy
+
     def fresh_model(self) -> nn.Module:
         """A new model from the same config and seed."""
         seed_everything(self.settings.seed)

@@ -149,9 +149,12 @@ def _resize(state: _State, step: dict[str, Any]) -> None:
     if not step['keep_ratio']:
         state.size = _pair(scale)
         return
-    if state.size is None and state.aspect is None:
+    if state.size is not None:
+        height, width = state.size
+    elif state.aspect is not None:
+        height, width = int(state.aspect * ASPECT_BASE), int(ASPECT_BASE)
+    else:
         return  # still the data's or chance's: a later fixed-size step may settle it
-    height, width = state.size or (state.aspect * ASPECT_BASE, ASPECT_BASE)
     from mmcv.image import rescale_size
 
     if isinstance(scale, (list, tuple)):

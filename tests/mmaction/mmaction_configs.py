@@ -62,7 +62,7 @@ class MMActionConfig:
         return ['--cfg-options', *(f'{key}={value}' for key, value in self.cfg_options.items())]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def mmaction_config(config_id: str) -> MMActionConfig:
     """The shipped config ``config_id`` (one of :data:`IDS`), weights off as derived from it."""
     if config_id not in CONFIGS:

@@ -169,7 +169,7 @@ def test_preprocess_hands_the_model_fresh_containers():
     assert len(batch['inputs']['imgs']) == 2 and labels_of(batch) == [1, 2]
 
 
-def kind_config(model: dict, train: list[dict]) -> ConfigDict:
+def kind_config(model: dict, train: list) -> ConfigDict:
     return ConfigDict(model=dict(cls_head=dict(num_classes=10), **model),
                       train_dataloader=dict(dataset=dict(pipeline=train)))
 
@@ -239,7 +239,7 @@ def test_segments_of_a_2d_model_are_kept_at_tiny():
     assert recipe.shapes(3)['imgs'][0] == 24  # views multiply the segments
     batch = make_batch(recipe, views=1)
     assert isinstance(batch['inputs'], list) and len(batch['inputs']) == recipe.batch_size
-    assert all(0 <= float(t.min()) and float(t.max()) <= 255 for t in batch['inputs'])
+    assert all(float(t.min()) >= 0 and float(t.max()) <= 255 for t in batch['inputs'])
 
 
 def test_a_clip_length_the_config_does_not_give_is_assumed_and_listed():
