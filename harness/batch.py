@@ -359,6 +359,9 @@ def _single_recipe(cfg: Any, kind: InputKind, train: list[dict], test: list[dict
         test_frames = int(test_sampler.get('clip_len', clip_len)) * test_clips
         test_views = test_frames // frames if test_frames % frames == 0 else 1
         sizes.sources.append(f'segments {frames} from {name} clip_len x num_clips')
+        if test_frames % frames:
+            sizes.sources.append(f'views 1: the test sampler\'s {test_frames} segments are no '
+                                 f'whole number of views of {frames}')
     stream = kind.streams[0]
     crop = _crop(train) or _crop(test)
     fields: dict[str, Any] = dict(rgb_frames=0, pose_frames=0, crop=0, heatmap=0,

@@ -106,3 +106,18 @@ def test_the_real_model_takes_the_batch(mmaction_config: MMActionConfig) -> None
         predictions = model(**preprocess(model, batch, False), mode='predict')
     assert len(predictions) == 2
     assert [int(p.gt_label) for p in predictions] == labels_of(batch)
+
+
+@pytest.mark.parametrize('mmaction_config, views', [('tsn', 1), ('tsm', 1)],
+                         indirect=['mmaction_config'])
+def test_test_views_of_a_2d_model_fold_its_segments(mmaction_config: MMActionConfig,
+                                                    views: int) -> None:
+    """TSM tests on 8 segments (one view of its 8); TSN on 25, no whole number of views of
+    its 3 segments: one view, and the recipe says why."""
+    cfg = load_config(mmaction_config.path, dict(mmaction_config.cfg_options))
+    recipe = recipe_from_config(cfg, 'tiny')
+    assert recipe.views == views
+    test = _step(cfg, 'SampleFrames', 'test')
+    folds = (test['clip_len'] * test['num_clips']) % recipe.rgb_frames == 0
+    assert folds == (mmaction_config.id == 'tsm')
+    assert any(note.startswith('views 1: ') for note in recipe.sources) != folds
