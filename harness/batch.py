@@ -459,6 +459,19 @@ def shrink(recipe: BatchRecipe, keep_time: bool | None = None) -> BatchRecipe:
                    keep_time=keep_time)
 
 
+def sampler_clip_len(recipe: BatchRecipe) -> int | dict[str, int] | None:
+    """The ``clip_len`` a pipeline's sampler needs to make the recipe's frames (for the
+    launch tier's shrunk pipelines): ``dict(RGB=..., Pose=...)`` for the multimodal kind, the
+    one stream's frames for clips, heat maps and skeletons, None where the frames are the
+    config's own (``NCHW`` segments: ``clip_len x num_clips`` stays as it is)."""
+    kind = recipe.input_kind
+    if kind.packed:
+        return {'RGB': recipe.rgb_frames, 'Pose': recipe.pose_frames}
+    if not kind.shrink_time:
+        return None
+    return recipe.rgb_frames if kind.streams[0] == 'rgb' else recipe.pose_frames
+
+
 def value_recipe(recipe: BatchRecipe) -> BatchRecipe:
     """The size the value passes run at (losses, gradients, targets, predictions, routing,
     the memory estimate): the recipe itself at ``tiny``; at ``ntu`` its clip lengths with
