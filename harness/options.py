@@ -156,7 +156,8 @@ OPTIONS: tuple[Option, ...] = (
            dict(default=None, choices=('auto', 'gt_label', 'gt_labels'))),
     Option('hierarchy', 'the fine->coarse label hierarchy the guard checks against: a JSON '
                         'or Python file, or inline JSON (default: the config\'s '
-                        'epam_guard.hierarchy, then model.hierarchy, then NTU-60\'s)',
+                        'epam_guard.hierarchy, then model.hierarchy, then NTU-60\'s for a '
+                        'head with coarse classes; none for a head without)',
            dict(default=None, metavar='SPEC')),
     Option('seed', 'seed for the model weights and synthetic data',
            dict(default=0, type=seed)),
