@@ -6,7 +6,9 @@ node (the module's dotted name and its own class, so a fork's modules appear
 under their names), its parent the call it was made from; the arguments and
 the output are the lines :mod:`epam_guard.trace` prints, each marked when it
 carries the labels or their coarse groups. Routing's findings are attached to
-the call that shows them (:func:`epam_guard.checks.routing.violations`). The
+the call that shows them (:func:`epam_guard.checks.routing.violations`), and a
+prediction that reads the labels to the call where they got in
+(:func:`epam_guard.label_reach.label_readers`). The
 result is JSON (it crosses from the model's process to the CLI, which draws it
 with :mod:`epam_guard.picture`).
 """
@@ -20,6 +22,7 @@ from .checks.common import Pass, coarse_of, run_pass, value_context
 from .checks.routing import violations
 from .context import GuardContext
 from .describe import SampleView, as_passed, short, values
+from .label_reach import label_readers
 from .recording import Call
 from .trace import MAX_LABELS, lines_of, value_text
 
@@ -99,7 +102,7 @@ def pass_graph(ctx: GuardContext, run: Pass) -> dict[str, Any]:
                            call.returned if call.returned is not None else call.output,
                            call.error, fine, coarse))
     unplaced = []
-    for shown_by, finding in violations(ctx, run):
+    for shown_by, finding in violations(ctx, run) + label_readers(ctx, run):
         entry = {'rule': finding.rule.value, 'title': str(finding.rule),
                  'message': finding.message}
         target = _placed(shown_by, index)

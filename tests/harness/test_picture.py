@@ -16,16 +16,37 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from browser import Browser, find_browser
-from guard_variants import overrides
+from guard_variants import _register, overrides
 
+from epam.head import EPAMHierarchicalHead
+from epam.hierarchy import labels_from_samples
 from epam_guard.flowgraph import flow
+from epam_guard.label_reach import differs, rolled
 from epam_guard.picture import LABEL_COLOUR, VIOLATION_COLOUR, check_html, trace_dot, trace_html
 
 BROWSER = find_browser()
 needs_browser = pytest.mark.skipif(
     BROWSER is None, reason='no Chromium installed (Debian: apt-get install -y chromium)')
 LABELS_TO_HEAD = overrides('GuardTestLabelsToHeadRecognizer')
+
+
+@_register
+class GuardTestLabelPeekingHead(EPAMHierarchicalHead):
+    """At inference, raises the score of the class each data sample's label names."""
+
+    def predict_by_feat(self, cls_scores, data_samples):
+        samples = super().predict_by_feat(cls_scores, data_samples)
+        for sample, label in zip(samples, labels_from_samples(samples).tolist()):
+            scores = dict(sample.pred_score)
+            scores['rgb'] = scores['rgb'].clone()
+            scores['rgb'][label] += 10.0
+            sample.set_pred_score(scores)
+        return samples
+
+
+LABEL_PEEKING = overrides(head='GuardTestLabelPeekingHead')
 
 #: What the page says it laid out: per pass, its panel and each call's box and texts.
 LAYOUT = """
@@ -60,6 +81,12 @@ LAYOUT = """
 def broken_flow(make_context: Any) -> dict[str, Any]:
     """The recorded flow of the variant whose recognizer hands the labels to cls_head.loss."""
     return flow(make_context(cfg_options=LABELS_TO_HEAD))
+
+
+@pytest.fixture(scope='module')
+def peeking_flow(make_context: Any) -> dict[str, Any]:
+    """The recorded flow of the variant whose head reads the labels at inference."""
+    return flow(make_context(cfg_options=LABEL_PEEKING))
 
 
 @pytest.fixture(scope='module')
@@ -210,3 +237,37 @@ def test_a_failing_check_writes_its_results_and_the_marked_picture(make_context,
     assert 'data-check="routing" data-status="fail"' in text
     assert 'class="violation" data-rule="2"' in text
     assert 'cls_head.loss received gt, gt_coarse' in text
+
+
+def test_a_prediction_that_reads_the_labels_is_marked_where_they_got_in(peeking_flow):
+    loss, predict = peeking_flow['passes']
+    marked = [(n['module'], n['method']) for n in predict['nodes'] if n['violations']]
+    # head.forward gives the same scores whatever the labels; predict_by_feat is not a
+    # recorded call, so the difference first shows in the output of cls_head.predict.
+    assert marked == [('cls_head', 'predict')]
+    note = next(n['violations'] for n in predict['nodes']
+                if (n['module'], n['method']) == ('cls_head', 'predict'))
+    assert len(note) == 1 and note[0]['rule'] == '2'
+    assert 'changes with the labels the data samples carry' in note[0]['message']
+    assert predict['violations'] == [] and not any(n['violations'] for n in loss['nodes'])
+
+
+def test_a_label_blind_prediction_is_not_marked(default_flow):
+    assert not any(n['violations'] for p in default_flow['passes'] for n in p['nodes'])
+    assert all(p['violations'] == [] for p in default_flow['passes'])
+
+
+def test_outputs_differ_by_value_and_data_samples_by_their_predictions_only():
+    from mmaction.structures import ActionDataSample
+
+    def sample(label: int, score: list[float]) -> Any:
+        made = ActionDataSample().set_gt_label(label)
+        made.set_pred_score(torch.tensor(score))
+        return made
+
+    assert not differs(torch.ones(3), torch.ones(3) + 1e-7)
+    assert differs(torch.ones(3), torch.ones(4)) and differs(torch.ones(3), torch.zeros(3))
+    assert not differs([sample(0, [1.0, 2.0])], [sample(1, [1.0, 2.0])])
+    assert differs([sample(0, [1.0, 2.0])], [sample(0, [1.0, 3.0])])
+    assert differs({'a': torch.ones(2)}, {'b': torch.ones(2)})
+    assert rolled([3, 1, 2]) == [1, 2, 3]
