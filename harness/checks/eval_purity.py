@@ -20,12 +20,18 @@ from ..result import CheckResult, Finding
 from .common import finish, value_context
 
 
-def _fingerprint(inputs: dict[str, Any]) -> dict[str, tuple[int, tuple[int, ...], torch.Tensor]]:
+def _by_key(inputs: Any) -> dict[str, Any]:
+    """The preprocessed inputs by key: a multimodal dict as it is, one tensor as ``inputs``."""
+    return inputs if isinstance(inputs, dict) else {'inputs': inputs}
+
+
+def _fingerprint(inputs: Any) -> dict[str, tuple[int, tuple[int, ...], torch.Tensor]]:
     return {key: (id(value), tuple(value.shape), value.detach().clone())
-            for key, value in inputs.items()}
+            for key, value in _by_key(inputs).items()}
 
 
-def _mutations(inputs: dict[str, Any], before: dict[str, Any]) -> list[str]:
+def _mutations(inputs: Any, before: dict[str, Any]) -> list[str]:
+    inputs = _by_key(inputs)
     changes = []
     if set(inputs) != set(before):
         changes.append(f'keys {sorted(before)} became {sorted(inputs)}')

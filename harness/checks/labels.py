@@ -132,17 +132,21 @@ def _out_of_range(ctx: GuardContext, findings: list[Finding],
 
 
 def _distinct_clips(batch: dict[str, Any], index: int) -> dict[str, Any]:
-    """``batch`` with every view of sample ``index`` replaced by a uniform clip.
+    """``batch`` with every view of sample ``index`` replaced by a uniform clip, in the
+    batch's own form (a dict of modalities or one list of tensors).
 
     A uniform clip moves a freshly initialised model's pooled features much
     more than new noise would, so its effect on the prediction is measurable.
     """
-    inputs = {}
-    for key, clips in batch['inputs'].items():
+    def uniform(clips: list[torch.Tensor]) -> list[torch.Tensor]:
         clips = list(clips)
         clips[index] = torch.full_like(clips[index], float(clips[index].max()))
-        inputs[key] = clips
-    return {'inputs': inputs, 'data_samples': batch['data_samples']}
+        return clips
+
+    inputs = batch['inputs']
+    changed = ({key: uniform(clips) for key, clips in inputs.items()}
+               if isinstance(inputs, dict) else uniform(inputs))
+    return {'inputs': changed, 'data_samples': batch['data_samples']}
 
 
 def _incomparable(what: str, run: Pass, scores: torch.Tensor) -> Finding:

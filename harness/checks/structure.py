@@ -134,9 +134,7 @@ def check_head(ctx: GuardContext, loss: Pass, predict: Pass,
                findings: list[Finding]) -> dict[str, Any]:
     """Head scores (train/eval), loss keys and prediction fields (CONTRACT §4)."""
     described: dict[str, Any] = {}
-    # The epam profile (the only one structure runs in) always has a hierarchy.
-    num_coarse = ctx.hierarchy.num_coarse_classes if ctx.hierarchy is not None else 0
-    num_classes = ctx.recipe.num_classes
+    num_classes, num_coarse = ctx.recipe.num_classes, ctx.require_hierarchy().num_coarse_classes
     widths = {key: num_classes if key in FINE_SCORE_KEYS else num_coarse for key in SCORE_KEYS}
     for run, phase in ((loss, 'train'), (predict, 'eval')):
         calls = run.recorder.of('cls_head', 'forward')
