@@ -1,9 +1,10 @@
 """Check ``routing``: labels reach the model through the head's data samples only.
 
-CONTRACT §2, by the context's profile. Every profile: ``cls_head.loss(feats,
-data_samples)`` and ``cls_head.predict(feats, data_samples)`` with no other
-argument (no label as a keyword argument), and in predict and tensor mode no
-label tensor reaches any recorded module. ``mmaction2``: no label reaches the
+CONTRACT §2, by the context's profile. Every profile: no label tensor among the
+arguments of ``cls_head.loss``/``cls_head.predict`` besides their data
+samples, and in predict and tensor mode no label tensor reaches any recorded
+module. ``mmaction2`` lets the head take options (``Recognizer2D`` passes
+``num_segs``, ``fcn_test``); ``epam`` allows ``(feats, data_samples)`` only. ``mmaction2``: no label reaches the
 backbone or the neck in any mode either (the head's loss modules take them from
 the data samples). ``epam``: in loss mode ``backbone(imgs, heatmap_imgs, gt,
 gt_coarse)`` with the batch's labels and their coarse groups, and
@@ -14,6 +15,9 @@ from __future__ import annotations
 
 from typing import Optional
 
+import torch
+
+from ..batch import labels_of
 from ..context import GuardContext
 from ..contract import BACKBONE_ARGUMENTS, HEAD_SIGNATURES, LABEL_NAMES, TUPLE_NAMES, Rule
 from ..describe import short, values
@@ -33,7 +37,27 @@ from .common import (
 Found = list[tuple[Optional[Call], Finding]]
 
 
+def _labels_as_arguments(run: Pass, findings: Found) -> None:
+    """The generic rule: the head's entry points may take options (``num_segs``,
+    ``fcn_test``: MMAction2's own ``Recognizer2D`` passes them), never the labels."""
+    fine = run.labels()
+    per_sample = torch.tensor(labels_of(run.batch), dtype=torch.long)
+    for method in HEAD_SIGNATURES:
+        for call in run.recorder.of('cls_head', method):
+            given = [name for name, value in call.named().items()
+                     if name not in ('feats', 'data_samples') and any(
+                         same_labels(value, labels) for labels in (fine, per_sample))]
+            if given:
+                findings.append((call, Finding(Rule.ROUTING,
+                    f'{run.mode} mode: cls_head.{method} received the labels as '
+                    f'{", ".join(given)}; labels reach the head only in its data samples'
+                    + (f' -> {call.error}' if call.error else ''))))
+
+
 def _head_calls(run: Pass, findings: Found, six_tuple: bool) -> None:
+    if not six_tuple:
+        _labels_as_arguments(run, findings)
+        return
     for method, allowed in HEAD_SIGNATURES.items():
         for call in run.recorder.of('cls_head', method):
             extra = sorted(call.kwargs)
@@ -43,8 +67,6 @@ def _head_calls(run: Pass, findings: Found, six_tuple: bool) -> None:
                     f'{run.mode} mode: cls_head.{method} received '
                     f'{names}; it takes ({", ".join(allowed)}) only'
                     + (f' -> {call.error}' if call.error else ''))))
-    if not six_tuple:
-        return
     for call in run.recorder.of('cls_head', 'forward'):
         x = call.args[0] if len(call.args) == 1 else None
         if call.kwargs or not isinstance(x, (tuple, list)) or len(x) != len(TUPLE_NAMES):

@@ -61,8 +61,8 @@ def test_a_remapped_label_and_per_clip_predictions_fail_labels(generic_context):
 
 def test_labels_as_keyword_arguments_or_to_the_backbone_fail_routing(generic_context):
     text = failing(generic_context('labels as keyword arguments'), 'routing', '2')
-    assert 'loss mode: cls_head.loss received labels; it takes (feats, data_samples) only' \
-        in text
+    assert 'loss mode: cls_head.loss received the labels as labels; labels reach the head ' \
+        'only in its data samples' in text
     # EPAM's routing is a defect in a model whose profile does not have it
     text = failing(generic_context('labels to the backbone'), 'routing', '2')
     assert 'loss mode: the labels reached backbone.forward as labels' in text
