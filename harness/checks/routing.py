@@ -1,15 +1,15 @@
 """Check ``routing``: labels reach the model through the head's data samples only.
 
-CONTRACT §2, by the context's profile. Every profile: no label tensor among the
-arguments of ``cls_head.loss``/``cls_head.predict`` besides their data
+CONTRACT §2, by the context's profile. Every profile: no label tensor among
+the arguments of ``cls_head.loss``/``cls_head.predict`` besides their data
 samples, and in predict and tensor mode no label tensor reaches any recorded
 module. ``mmaction2`` lets the head take options (``Recognizer2D`` passes
-``num_segs``, ``fcn_test``); ``epam`` allows ``(feats, data_samples)`` only.
-``mmaction2``: no label reaches the backbone or the neck in any mode either
-(the head's loss modules take them from the data samples). ``epam``: in loss mode ``backbone(imgs, heatmap_imgs, gt,
-gt_coarse)`` with the batch's labels and their coarse groups, and
-``cls_head.forward(x)`` with the 6-tuple only; at inference ``gt=None,
-gt_coarse=None``.
+``num_segs``, ``fcn_test``), and no label reaches the backbone or the neck in
+any mode (the head's loss modules take them from the data samples). ``epam``
+allows the head ``(feats, data_samples)`` only; in loss mode
+``backbone(imgs, heatmap_imgs, gt, gt_coarse)`` with the batch's labels and
+their coarse groups, and ``cls_head.forward(x)`` with the 6-tuple only; at
+inference ``gt=None, gt_coarse=None``.
 """
 from __future__ import annotations
 
