@@ -365,8 +365,11 @@ def _conclude(args: argparse.Namespace, console: Console, outcome: Any, names: l
             if cause.get('follows'):
                 console.line(f'  {", ".join(cause["follows"])} fail because of it; fix it first')
         strict = args.strict and warned
-        console.line(f'{len(results) - len(failed)} passed, {len(failed)} failed'
+        # A check the contract profile (or the config) leaves out is said, never counted a pass.
+        skipped = [r['name'] for r in results if r['status'] == 'skip']
+        console.line(f'{len(results) - len(failed) - len(skipped)} passed, {len(failed)} failed'
                      + (f' ({", ".join(failed)})' if failed else '')
+                     + (f', {len(skipped)} not run ({", ".join(skipped)})' if skipped else '')
                      + (f'; warnings in {", ".join(warned)}' if warned else '')
                      + (' (--strict: warnings fail)' if strict else ''))
         code = EXIT_FAILED if failed or strict else EXIT_OK

@@ -46,6 +46,7 @@ def test_a_generic_model_is_judged_by_mmaction2_and_says_what_it_does_not_run(ca
             'hierarchy is given)') in printed
     assert 'SKIP  structure' in printed and 'not run: the mmaction2 contract has no §3' in printed
     assert 'PASS  label_blind' in printed
+    assert '1 passed, 0 failed, 1 not run (structure)' in printed
     payload = json.loads(out.read_text())
     assert payload['contract'] == 'mmaction2'
     assert [r['status'] for r in payload['results']] == ['skip', 'pass']
