@@ -153,6 +153,7 @@ def check(ctx: GuardContext) -> CheckResult:
     details = {run.mode: [call.outline() for call in run.recorder.calls] for run in runs}
     where = ('the backbone in loss mode only' if ctx.profile.labels_to_backbone else
              "the head's losses only, through the data samples")
-    return finish('routing', findings,
-                  f'labels reach {where}; the head receives no extra arguments',
+    head = ('receives no extra arguments' if ctx.profile.labels_to_backbone else
+            'receives no label as an argument')
+    return finish('routing', findings, f'labels reach {where}; the head {head}',
                   {'calls': details, 'contract': ctx.profile.name})
