@@ -19,12 +19,14 @@ from epam_guard.context import make_mmaction_importable
 
 make_mmaction_importable()  # the MMAction2 wheel's missing package, before its models
 
-from mmaction.models.heads import RGBPoseHead  # noqa: E402
+from mmaction.models.heads import RGBPoseHead, TSNHead  # noqa: E402
 from mmaction.models.recognizers import MMRecognizer3D  # noqa: E402
 from mmaction.registry import MODELS  # noqa: E402
 
-#: The tiny generic config the variants plug into.
+#: The tiny generic configs the variants plug into: RGB + pose (MMRecognizer3D) and RGB
+#: segments (Recognizer2D).
 TINY_RGBPOSE = Path(__file__).parent / 'configs' / 'tiny_rgbpose.py'
+TINY_TSN = Path(__file__).parent / 'configs' / 'tiny_tsn.py'
 
 
 def _register(cls: type) -> type:
@@ -57,17 +59,44 @@ class GuardTinyRGBPoseBackbone(nn.Module):
         return self.rgb_path(imgs), self.pose_path(heatmap_imgs)
 
 
-# ------------------------------------------------------------ labels (CONTRACT §5)
 @_register
-class GuardTestRemappingRGBPoseHead(RGBPoseHead):
+class GuardTinyBackbone2D(nn.Module):
+    """One 2-D convolution with BatchNorm: ``(N*segments, C, H, W)`` frames to features."""
+
+    def __init__(self, width: int = 8, in_channels: int = 3) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(in_channels, width, 3, stride=4, padding=1),
+                                  nn.BatchNorm2d(width), nn.ReLU())
+
+    def init_weights(self) -> None:
+        """Nothing to load: PyTorch's own initialisation."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+# ------------------------------------------------------------ labels (CONTRACT §5)
+class RemapsLabels:
     """Shifts every label by one class before the loss (a 1-based annotation 'fixed' in
-    the head): the model trains on the neighbouring class."""
+    the head): the model trains on the neighbouring class. Mixed into a head."""
+
+    num_classes: int
 
     def loss_by_feat(self, cls_scores, data_samples):
         shifted = [sample.clone() for sample in data_samples]
         for sample in shifted:
             sample.set_gt_label((int(sample.gt_label) + 1) % self.num_classes)
-        return super().loss_by_feat(cls_scores, shifted)
+        return super().loss_by_feat(cls_scores, shifted)  # type: ignore[misc]
+
+
+@_register
+class GuardTestRemappingRGBPoseHead(RemapsLabels, RGBPoseHead):
+    """RGBPoseHead that shifts its labels."""
+
+
+@_register
+class GuardTestRemappingTSNHead(RemapsLabels, TSNHead):
+    """TSNHead that shifts its labels."""
 
 
 # ------------------------------------------------------------ routing (CONTRACT §2)
@@ -112,18 +141,33 @@ class GuardTestLabelTakingBackbone(GuardTinyRGBPoseBackbone):
 
 
 # ------------------------------------------------------------ label-blind (CONTRACT §7)
-@_register
-class GuardTestLabelMaskingRGBPoseHead(RGBPoseHead):
-    """At inference, keeps only the scores of each sample's ground-truth class's
-    neighbourhood (ten classes around it): validation accuracy is then near 100%."""
+class MasksByLabels:
+    """At inference, keeps only the scores of the classes near each sample's ground truth
+    (ten around it), read from the data samples: validation accuracy is then near 100%.
+    Mixed into a head (scores a tensor, or a dict of them)."""
+
+    num_classes: int
 
     def predict_by_feat(self, cls_scores, data_samples):
-        labels = _labels(data_samples, next(iter(cls_scores.values())).device)
-        clips = next(iter(cls_scores.values())).shape[0] // len(data_samples)
+        scores = cls_scores if isinstance(cls_scores, dict) else {'': cls_scores}
+        first = next(iter(scores.values()))
+        labels = _labels(data_samples, first.device)
+        clips = first.shape[0] // len(data_samples)
         classes = torch.arange(self.num_classes, device=labels.device)
         near = (classes[None] - labels.repeat_interleave(clips)[:, None]).abs() < 5
-        masked = {key: value.masked_fill(~near, -1e4) for key, value in cls_scores.items()}
-        return super().predict_by_feat(masked, data_samples)
+        masked = {key: value.masked_fill(~near, -1e4) for key, value in scores.items()}
+        return super().predict_by_feat(  # type: ignore[misc]
+            masked if isinstance(cls_scores, dict) else masked[''], data_samples)
+
+
+@_register
+class GuardTestLabelMaskingRGBPoseHead(MasksByLabels, RGBPoseHead):
+    """RGBPoseHead whose predictions read the labels."""
+
+
+@_register
+class GuardTestLabelMaskingTSNHead(MasksByLabels, TSNHead):
+    """TSNHead whose predictions read the labels."""
 
 
 # ------------------------------------------------------------ predictions (CONTRACT §4)
@@ -137,6 +181,19 @@ class GuardTestPerClipRGBPoseHead(RGBPoseHead):
         samples = [data_samples[i // (clips // len(data_samples))].clone() for i in range(clips)]
         for index, sample in enumerate(samples):
             sample.set_pred_score({key: value[index] for key, value in cls_scores.items()})
+        return samples
+
+
+@_register
+class GuardTestPerClipTSNHead(TSNHead):
+    """Writes one prediction per segment (the consensus skipped at inference)."""
+
+    def predict(self, feats, data_samples, **kwargs):
+        scores = self.fc_cls(self.avg_pool(feats).flatten(1))  # one row per segment
+        segments = scores.shape[0] // len(data_samples)
+        samples = [data_samples[i // segments].clone() for i in range(scores.shape[0])]
+        for sample, score in zip(samples, scores):
+            sample.set_pred_score(score)
         return samples
 
 
@@ -206,4 +263,10 @@ GENERIC_BROKEN = {
     'BatchNorm updated at inference': generic(backbone='GuardTestTrainBatchNormBackbone'),
     'layer made in forward': generic(head='GuardTestLazyRGBPoseHead'),
     'frozen part': generic(backbone='GuardTestFrozenPosePathBackbone'),
+}
+#: The same defects of the head on the 2-D recognizer (``tiny_tsn.py``).
+TSN_BROKEN = {
+    'label remapped in the head': generic(head='GuardTestRemappingTSNHead'),
+    'predict reads the labels': generic(head='GuardTestLabelMaskingTSNHead'),
+    'one prediction per clip': generic(head='GuardTestPerClipTSNHead'),
 }

@@ -1,7 +1,9 @@
 """The generic profile's checks fail on broken variants of a generic MMAction2 recognizer.
 
-The model is MMAction2's ``MMRecognizer3D`` with ``RGBPoseHead`` on a tiny
-backbone (``configs/tiny_rgbpose.py``), judged by the ``mmaction2`` profile;
+The models are MMAction2's ``MMRecognizer3D`` with ``RGBPoseHead`` and its
+``Recognizer2D`` with ``TSNHead``, each on a tiny backbone
+(``configs/tiny_rgbpose.py``, ``configs/tiny_tsn.py``), judged by the
+``mmaction2`` profile;
 each test plants one defect (``generic_variants.py``), runs the check that
 must see it, and asserts the failure names the rule and shows the evidence.
 The same defects on the EPAM recognizer are in ``test_checks_fail.py``.
@@ -12,7 +14,7 @@ import re
 from pathlib import Path
 
 import pytest
-from generic_variants import GENERIC_BROKEN, TINY_RGBPOSE
+from generic_variants import GENERIC_BROKEN, TINY_RGBPOSE, TINY_TSN, TSN_BROKEN
 
 from epam_guard.checks import CHECKS, names_in
 from epam_guard.engine import run_check
@@ -25,6 +27,15 @@ def generic_context(make_context):
     (None: the correct model)."""
     def make(defect: str | None = None):
         return make_context(GENERIC_BROKEN[defect] if defect else {}, config=TINY_RGBPOSE)
+
+    return make
+
+
+@pytest.fixture(scope='module')
+def tsn_context(make_context):
+    """``tsn_context(defect)`` -> a context on the tiny Recognizer2D/TSNHead model."""
+    def make(defect: str | None = None):
+        return make_context(TSN_BROKEN[defect] if defect else {}, config=TINY_TSN)
 
     return make
 
@@ -91,6 +102,17 @@ def test_a_layer_made_in_forward_fails_first_pass(generic_context):
 
 def test_a_frozen_stream_fails_summary(generic_context):
     assert 'backbone.pose_path has' in failing(generic_context('frozen part'), 'summary', '6')
+
+
+def test_the_same_head_defects_on_a_2d_recognizer_fail_the_same_rules(tsn_context):
+    """Recognizer2D with TSNHead: one tensor of segments per sample, not a dict."""
+    assert tsn_context().profile.name == 'mmaction2'
+    remapped = failing(tsn_context('label remapped in the head'), 'labels', '5')
+    assert 'received [1, 24' in remapped and 'the labels are [0, 23' in remapped
+    blind = failing(tsn_context('predict reads the labels'), 'label_blind', '7')
+    assert 'with constant labels in the data samples predict changed the scores' in blind
+    per_segment = failing(tsn_context('one prediction per clip'), 'labels', '4')
+    assert 'predict returned 12 predictions for 2 input samples of 2 views' in per_segment
 
 
 def test_a_predict_that_reads_the_labels_passes_routing(generic_context):
