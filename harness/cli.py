@@ -106,13 +106,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def list_checks() -> str:
-    """The registry as a table: name, tier, rules, what it proves."""
+    """The registry as a table: name, tier, rules, the contract profiles it runs in, what it
+    proves; then each profile's rules."""
+    from .contract import PROFILES
+
     rules = {name: ', '.join('§' + rule.value for rule in spec.rules)
              for name, spec in CHECKS.items()}
-    width, tier, cited = (max(len(text) for text in column) for column in (
-        CHECKS, (spec.tier for spec in CHECKS.values()), rules.values()))
-    return '\n'.join(f'{spec.name:<{width}}  {spec.tier:<{tier}}  {rules[spec.name]:<{cited}}  '
-                     f'{spec.summary}' for spec in CHECKS.values())
+    profiles = {name: ','.join(spec.profiles) for name, spec in CHECKS.items()}
+    width, tier, cited, kept = (max(len(text) for text in column) for column in (
+        CHECKS, (spec.tier for spec in CHECKS.values()), rules.values(), profiles.values()))
+    lines = [f'{spec.name:<{width}}  {spec.tier:<{tier}}  {rules[spec.name]:<{cited}}  '
+             f'{profiles[spec.name]:<{kept}}  {spec.summary}' for spec in CHECKS.values()]
+    lines.append('')
+    lines += [f'contract {profile.name}: {", ".join("§" + rule.value for rule in profile.rules)}'
+              f' ({profile.summary})' for profile in PROFILES.values()]
+    return '\n'.join(lines)
 
 
 class Console:
@@ -203,7 +211,10 @@ def _header_line(header: dict[str, Any]) -> str:
     line = f'  N={recipe["batch_size"]} V={recipe["views"]}  {sizes}  device {header["device"]}'
     if header.get('hierarchy'):
         line += f'  hierarchy: {header["hierarchy"]}'
-    return '\n'.join([line, *(f'  assumed: {note}' for note in recipe.get('assumed') or ())])
+    lines = [line]
+    if header.get('contract'):
+        lines.append(f'  contract: {header["contract"]} ({header.get("contract_reason")})')
+    return '\n'.join([*lines, *(f'  assumed: {note}' for note in recipe.get('assumed') or ())])
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -329,8 +340,9 @@ def _conclude(args: argparse.Namespace, console: Console, outcome: Any, names: l
     results = outcome.results
     failed = [r['name'] for r in results if r['status'] in ('fail', 'error')]
     warned = [r['name'] for r in results if r.get('warnings')]
+    header = outcome.header or {}
     cause = (None if outcome.fatal is not None
-             else _root_cause(results, (outcome.header or {}).get('recipe')))
+             else _root_cause(results, header.get('recipe'), header.get('contract')))
     timings = dict((outcome.header or {}).get('timings') or {})
     timings['checks'] = sum(r.get('seconds', 0.0) for r in results)
     timings['total'] = time.perf_counter() - started
@@ -353,8 +365,11 @@ def _conclude(args: argparse.Namespace, console: Console, outcome: Any, names: l
             if cause.get('follows'):
                 console.line(f'  {", ".join(cause["follows"])} fail because of it; fix it first')
         strict = args.strict and warned
-        console.line(f'{len(results) - len(failed)} passed, {len(failed)} failed'
+        # A check the contract profile (or the config) leaves out is said, never counted a pass.
+        skipped = [r['name'] for r in results if r['status'] == 'skip']
+        console.line(f'{len(results) - len(failed) - len(skipped)} passed, {len(failed)} failed'
                      + (f' ({", ".join(failed)})' if failed else '')
+                     + (f', {len(skipped)} not run ({", ".join(skipped)})' if skipped else '')
                      + (f'; warnings in {", ".join(warned)}' if warned else '')
                      + (' (--strict: warnings fail)' if strict else ''))
         code = EXIT_FAILED if failed or strict else EXIT_OK
@@ -382,9 +397,10 @@ def report_meta(header: dict[str, Any] | None, names: list[str], code: int,
     }
 
 
-def _root_cause(results: list[dict[str, Any]],
-                inputs: dict[str, Any] | None = None) -> dict[str, Any] | None:
-    """The one mistake several failures follow from, when there is one."""
+def _root_cause(results: list[dict[str, Any]], inputs: dict[str, Any] | None = None,
+                contract: str | None = None) -> dict[str, Any] | None:
+    """The one mistake several failures follow from, when there is one (``contract``: the
+    profile the model was judged by)."""
     try:
         from .rootcause import root_cause
     except ImportError:
@@ -393,7 +409,7 @@ def _root_cause(results: list[dict[str, Any]],
 
     from .result import CheckResult
 
-    found = root_cause([CheckResult.from_json(r) for r in results], inputs)
+    found = root_cause([CheckResult.from_json(r) for r in results], inputs, contract)
     if found is None:
         return None
     data = asdict(found) if is_dataclass(found) else dict(found)
@@ -408,7 +424,8 @@ def _write_reports(args: argparse.Namespace, results: list[dict[str, Any]],
     if args.json:
         write_json(args.json, results, meta)
     if args.junit:
-        write_junit(args.junit, results + missing, root_cause=meta['root_cause'])
+        write_junit(args.junit, results + missing, root_cause=meta['root_cause'],
+                    contract=meta.get('contract'))
 
 
 def _error(message: str) -> None:

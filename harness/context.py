@@ -22,6 +22,7 @@ from torch import nn
 from . import state
 from .batch import BatchRecipe, describe, recipe_from_config, shrink
 from .compat import ensure_mmaction_models_importable, mmaction_root, mmaction_version
+from .contract import Profile, choose_profile
 from .diagnosis import (
     ModelDefectError,  # noqa: F401  (raised by build_model; part of this API)
     diagnose,
@@ -276,6 +277,16 @@ def label_hierarchy(cfg: Config, option: str | None = None) -> Hierarchy | None:
     return build_hierarchy(cfg, option)
 
 
+def contract_profile(cfg: Config, model: nn.Module,
+                     hierarchy: str | None = None) -> tuple[Profile, str]:
+    """The profile ``model`` is judged by and why (``hierarchy``: ``--hierarchy``); an
+    unknown name is a one-line error."""
+    try:
+        return choose_profile(guard_options(cfg), model, cfg.model, hierarchy)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
 def seed_everything(seed: int) -> None:
     from mmengine.runner.utils import set_random_seed
 
@@ -291,9 +302,14 @@ class GuardContext:
     model: nn.Module
     device: torch.device
     recipe: BatchRecipe
-    #: The guard's fine->coarse mapping; None for a model with no coarse classes.
+    #: The guard's fine->coarse mapping; None for a model with no coarse classes, or where
+    #: the contract profile has no hierarchy.
     hierarchy: Hierarchy | None
     timings: dict[str, float] = field(default_factory=dict)
+    #: The contract profile the model is judged by (:func:`epam_guard.contract.choose_profile`)
+    #: and why it was chosen.
+    profile: Profile = field(default_factory=lambda: choose_profile({}, None)[0])
+    profile_reason: str = ''
     #: Why the recipe differs from what ``--size`` asked for (printed by the CLI), or None.
     size_note: str | None = None
     #: Recorded forward passes shared between checks (see checks.common.run_pass).
@@ -368,7 +384,6 @@ def _build_context(settings: GuardSettings, fit: bool) -> GuardContext:
     start = time.perf_counter()
     device = resolve_device(settings.device)
     cfg = load_config(settings.config, settings.cfg_options, settings.import_paths)
-    hierarchy = label_hierarchy(cfg, settings.hierarchy)
     label_api = resolve_label_api(settings.label_api, cfg)
     recipe = recipe_from_config(cfg, settings.size, settings.batch_size, settings.views,
                                 settings.seed, label_api)
@@ -377,9 +392,13 @@ def _build_context(settings: GuardSettings, fit: bool) -> GuardContext:
     placements = CudaPlacements(device)
     with contained_cuda(placements, 'building the model'):
         model = build_model(cfg, device)
+    profile, reason = contract_profile(cfg, model, settings.hierarchy)
+    # Only a profile with a hierarchy needs one (and a head of 400 classes has none).
+    hierarchy = label_hierarchy(cfg, settings.hierarchy) if profile.hierarchy else None
     built = time.perf_counter()
     ctx = GuardContext(settings, cfg, model, device, recipe, hierarchy,
-                       {'config': loaded - start, 'build': built - loaded}, cuda=placements)
+                       {'config': loaded - start, 'build': built - loaded}, cuda=placements,
+                       profile=profile, profile_reason=reason)
     if settings.size == 'tiny' and fit:
         with contained_cuda(placements, 'probing the sizes'):
             fit_clip_lengths(ctx)

@@ -64,8 +64,14 @@ def run_check(ctx: Any, name: str, check: Check) -> CheckResult:
     CUDA placement hard-wired into it becomes a finding of the first check to
     report it) and :func:`~epam_guard.isolation.library_homes` (what libraries
     create on first use goes to a temporary folder when the home has none;
-    ``details['library_homes']`` says what was created instead of where).
+    ``details['library_homes']`` says what was created instead of where). A check
+    the context's contract profile does not run is a ``skip`` saying why.
     """
+    spec = CHECKS.get(name)
+    profile = getattr(ctx, 'profile', None)
+    skipped = spec.not_run(profile) if spec is not None and profile is not None else None
+    if skipped and profile is not None:  # the profile has not the rules: said, never a pass
+        return CheckResult(name, Status.SKIP, skipped, details={'contract': profile.name})
     saved = state.copy_tensors(ctx.model)
     start = time.perf_counter()
     placements = getattr(ctx, 'cuda', None)

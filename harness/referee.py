@@ -177,10 +177,10 @@ def guard_options(cfg: Any) -> dict[str, Any]:
     if not isinstance(options, Mapping):
         raise ConfigError(f'config key {GUARD_KEY} must be a dict, e.g. '
                           f'{GUARD_KEY} = dict(hierarchy=[...]), but got {type(options).__name__}')
-    unknown = sorted(set(options) - {'hierarchy', 'label_api'})
+    unknown = sorted(set(options) - {'hierarchy', 'label_api', 'contract'})
     if unknown:
-        raise ConfigError(f'config key {GUARD_KEY} takes hierarchy and label_api, but got '
-                          f'{unknown}')
+        raise ConfigError(f'config key {GUARD_KEY} takes hierarchy, label_api and contract, '
+                          f'but got {unknown}')
     return dict(options)
 
 

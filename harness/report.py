@@ -50,13 +50,14 @@ def unfinished(names: list[str], results: list[dict[str, Any]], running: str | N
 
 
 def write_junit(path: Path, results: list[dict[str, Any]], suite: str = 'epam-guard',
-                root_cause: dict[str, Any] | None = None) -> None:
+                root_cause: dict[str, Any] | None = None, contract: str | None = None) -> None:
     """One ``<testcase>`` per check; failures and errors carry verdict and findings,
     warnings go to ``<system-out>``.
 
     ``root_cause`` (:func:`epam_guard.rootcause.root_cause` as a dict) goes
     into the suite's properties and ``<system-out>``, and into the failure of
     each check that follows from it, where a CI system's test view shows it.
+    ``contract`` (the profile the model was judged by) is a suite property too.
     """
     def count(status: str) -> str:
         return str(sum(r['status'] == status for r in results))
@@ -66,9 +67,12 @@ def write_junit(path: Path, results: list[dict[str, Any]], suite: str = 'epam-gu
                       time=f'{sum(r.get("seconds", 0.0) for r in results):.3f}')
     cause = root_cause_text(root_cause) if root_cause else ''
     follows = set((root_cause or {}).get('follows') or [])
-    if cause:
+    if cause or contract:
         properties = ET.SubElement(root, 'properties')
-        ET.SubElement(properties, 'property', name='root_cause', value=xml_text(cause))
+        if contract:
+            ET.SubElement(properties, 'property', name='contract', value=xml_text(contract))
+        if cause:
+            ET.SubElement(properties, 'property', name='root_cause', value=xml_text(cause))
     for result in results:
         case = ET.SubElement(root, 'testcase', classname=suite, name=result['name'],
                              time=f'{result.get("seconds", 0.0):.3f}')

@@ -19,7 +19,16 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .contract import FEATURE_NAMES, HEAD_CONFIG, RENOVATION_OF, STREAM_INPUTS, TUPLE_NAMES, Rule
+from .contract import (
+    EPAM,
+    FEATURE_NAMES,
+    HEAD_CONFIG,
+    PROFILES,
+    RENOVATION_OF,
+    STREAM_INPUTS,
+    TUPLE_NAMES,
+    Rule,
+)
 from .result import CheckResult, Status
 
 #: A cause must explain at least this many failed checks to become the headline.
@@ -274,6 +283,22 @@ def _last_module(results: list[CheckResult]) -> str | None:
     return None
 
 
+def _generic_channel_cause(cause: Mismatch, results: list[CheckResult]) -> RootCause:
+    """A channel mismatch in a model judged by a profile without EPAM's structures: the
+    module and the config key of the head where it is the head, no 6-tuple names."""
+    module = cause.module or _last_module(results)
+    assert cause.expected is not None and cause.got is not None
+    if module is not None and module.split('.')[0] == 'cls_head':
+        key = f'{HEAD_CONFIG}.in_channels'
+        return _made(module, 'its input', cause, key, None, Rule.HEAD,
+                     f"make {key} match the channels the backbone (or neck) returns")
+    where = module or 'a module'
+    return RootCause(f'{where} received an input with {cause.got} channels but was built for '
+                     f'{cause.expected}', where, 'its input', cause.expected, cause.got, None,
+                     None, Rule.INPUTS.value, f'make the channels {where} is built for match '
+                     'what reaches it', cause.text)
+
+
 def _channel_cause(cause: Mismatch, results: list[CheckResult]) -> RootCause:
     module, name = cause.module, cause.name
     observed = _observed_channels(results)
@@ -370,8 +395,8 @@ def _guard_made(cause: Mismatch, inputs: dict[str, Any] | None) -> RootCause | N
     return None
 
 
-def root_cause(results: Iterable[CheckResult],
-               inputs: dict[str, Any] | None = None) -> RootCause | None:
+def root_cause(results: Iterable[CheckResult], inputs: dict[str, Any] | None = None,
+               contract: str | None = None) -> RootCause | None:
     """The one mismatch that several failed checks follow from, or None.
 
     Candidates are the count mismatches the failures state with both counts
@@ -381,6 +406,9 @@ def root_cause(results: Iterable[CheckResult],
     no cause give None. ``inputs`` is the run's batch recipe (the report
     header's ``recipe``): a mismatch the guard's own assumed inputs created is
     said to be the guard's, never blamed on the model (:func:`_guard_made`).
+    ``contract`` is the profile the model was judged by (the header's ``contract``;
+    None: ``epam``): only a profile with EPAM's 6-tuple gets causes in its names
+    (``x_rgb``, the streams, §3).
     """
     results = list(results)
     failed = _failed(results)
@@ -403,7 +431,9 @@ def root_cause(results: Iterable[CheckResult],
     if best is None or len(best[1]) < MIN_FOLLOWERS:
         return None
     cause, follows = best
+    epam = PROFILES.get(contract or EPAM.name, EPAM).has(Rule.BACKBONE)
+    channels = _channel_cause if epam else _generic_channel_cause
     found = _guard_made(cause, inputs) or (
-        _channel_cause(cause, results) if cause.kind == 'channels' else _class_cause(cause))
+        channels(cause, results) if cause.kind == 'channels' else _class_cause(cause))
     found.follows = follows
     return found

@@ -70,6 +70,8 @@ def header(ctx: Any, imports: float) -> dict[str, Any]:
         'device': str(ctx.device),
         'recipe': asdict(ctx.recipe),
         'hierarchy': getattr(hierarchy, 'source', None),
+        'contract': ctx.profile.name,
+        'contract_reason': ctx.profile_reason,
         'size_note': getattr(ctx, 'size_note', None),
         'passes': pass_sizes(ctx.recipe),
         'timings': {'imports': imports, **ctx.timings},

@@ -5,8 +5,10 @@ check registry.
     python scripts/checks_table.py --write   # replace them in README.md
 
 In the first, each row is one entry of ``epam_guard.checks.CHECKS`` (name,
-tier, rules, summary); each rule links to its section of ``docs/CONTRACT.md``.
-In the second, each row is one rule: the checks the registry gives it, their
+tier, rules, the contract profiles it runs in, summary); each rule links to its
+section of ``docs/CONTRACT.md``.
+In the second, each row is one rule: the profiles that have it
+(``epam_guard.contract.PROFILES``), the checks the registry gives it, their
 code (``harness/checks/<name>.py``) and the tests that run them on
 deliberately broken variants (:data:`FAILING_TESTS`).
 ``tests/unit/test_contract_docs.py`` fails when README.md and the registry
@@ -30,10 +32,13 @@ RULES_BEGIN = ('<!-- rules-table: generated from the check registry by '
                'scripts/checks_table.py -->')
 RULES_END = '<!-- /rules-table -->'
 #: Where each check is run on deliberately broken variants and must fail naming its rule.
+#: The EPAM recognizer's variants are in test_checks_fail.py; a generic MMAction2 recognizer's
+#: (the mmaction2 profile) in test_generic_fail.py.
 FAILING_TESTS: dict[str, tuple[str, ...]] = {
-    **{name: ('tests/harness/test_checks_fail.py',) for name in (
-        'structure', 'routing', 'labels', 'train_step', 'eval_purity', 'pipe_shapes',
-        'first_pass', 'summary')},
+    **{name: ('tests/harness/test_checks_fail.py',) for name in ('structure', 'pipe_shapes')},
+    **{name: ('tests/harness/test_checks_fail.py', 'tests/harness/test_generic_fail.py')
+       for name in ('routing', 'labels', 'label_blind', 'train_step', 'eval_purity',
+                    'first_pass', 'summary')},
     'pipeline': ('tests/checks_launch/test_pipeline_check.py',),
     'runner': ('tests/checks_launch/test_runner_check.py',),
     'ddp': ('tests/checks_launch/test_ddp_check.py',),
@@ -47,10 +52,11 @@ def rule_link(rule: Rule) -> str:
 
 def table() -> str:
     """The Markdown table, one row per registered check, in registry order."""
-    rows = ['| check | tier | rules | what it proves |', '|---|---|---|---|']
+    rows = ['| check | tier | rules | profiles | what it proves |', '|---|---|---|---|---|']
     for spec in CHECKS.values():
         rules = ', '.join(rule_link(rule) for rule in spec.rules)
-        rows.append(f'| `{spec.name}` | {spec.tier} | {rules} | {spec.summary} |')
+        profiles = ', '.join(f'`{name}`' for name in spec.profiles)
+        rows.append(f'| `{spec.name}` | {spec.tier} | {rules} | {profiles} | {spec.summary} |')
     return '\n'.join(rows)
 
 
@@ -61,13 +67,15 @@ def check_code(name: str) -> str:
 
 def rules_table() -> str:
     """One row per rule: the checks proving it, their code, their failing-variant tests."""
-    rows = ['| rule | checked by | check code | failing-variant tests |', '|---|---|---|---|']
+    rows = ['| rule | profiles | checked by | check code | failing-variant tests |',
+            '|---|---|---|---|---|']
     for rule in Rule:
         names = [name for name, spec in CHECKS.items() if rule in spec.rules]
         code = ', '.join(f'`{check_code(name)}`' for name in names)
         tests = dict.fromkeys(path for name in names for path in FAILING_TESTS.get(name, ()))
+        profiles = ', '.join(f'`{name}`' for name in rule.profiles)
         rows.append(f'| [§{rule.value} {HEADINGS[rule]}]({DOCUMENT}#{rule.anchor}) | '
-                    f'{", ".join(f"`{name}`" for name in names)} | {code} | '
+                    f'{profiles} | {", ".join(f"`{name}`" for name in names)} | {code} | '
                     f'{", ".join(f"`{path}`" for path in tests)} |')
     return '\n'.join(rows)
 

@@ -7,6 +7,10 @@ runs) or the ``launch`` tier (a real Runner, real pipelines, several
 processes: CI and the training node). The CLI's ``--list``/``--tier``, the
 pytest plugin, the README table and the benchmark read it from here.
 
+Each check also says which contract profiles it runs in
+(:data:`epam_guard.contract.PROFILES`): a check whose rules the profile does
+not have is not run, and the report says so (:meth:`CheckSpec.not_run`).
+
 The check modules are imported lazily (:func:`load`), so the registry's
 names, rules and tiers are available without torch.
 """
@@ -17,20 +21,36 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..contract import Rule
+from ..contract import EPAM, PROFILES, Profile, Rule
 
 FAST, LAUNCH = 'fast', 'launch'
 TIERS = (FAST, LAUNCH)
 
 
+#: Every profile, the default of a check that judges any recognizer.
+EVERY_PROFILE = tuple(PROFILES)
+
+
 @dataclass(frozen=True)
 class CheckSpec:
-    """One registered check: its name, module, rules, tier and a one-line summary."""
+    """One registered check: its name, module, rules, tier, a one-line summary, and the
+    profiles it runs in."""
 
     name: str
     rules: tuple[Rule, ...]
     tier: str
     summary: str
+    profiles: tuple[str, ...] = EVERY_PROFILE
+
+    def not_run(self, profile: Profile) -> str | None:
+        """Why the check is not run under ``profile`` (None: it is)."""
+        if profile.name in self.profiles:
+            return None
+        missing = [f'§{rule.value} {rule.short_title}' for rule in self.rules
+                   if not profile.has(rule)]
+        return (f'not run: the {profile.name} contract has no '
+                f'{", ".join(missing) or "rules this check proves"}; it belongs to '
+                f'{", ".join(self.profiles)}')
 
     @property
     def module(self) -> str:
@@ -48,18 +68,25 @@ class CheckSpec:
 CHECKS: dict[str, CheckSpec] = {spec.name: spec for spec in (
     CheckSpec('structure', (Rule.ROUTING, Rule.BACKBONE, Rule.HEAD), FAST,
               'the backbone returns the 6-tuple; head scores, losses and predictions have '
-              'the contract shape; the metric save_best waits for is produced'),
+              'the contract shape; the metric save_best waits for is produced',
+              (EPAM.name,)),
     CheckSpec('routing', (Rule.ROUTING,), FAST,
-              'labels reach the backbone in loss mode only; the head gets (feats, '
-              'data_samples) and the 6-tuple only'),
+              'labels reach the model only through the data samples cls_head.loss gets '
+              '(never as keyword arguments, never at inference); the backbone gets them in '
+              'loss mode where the profile says so (epam: with the 6-tuple to the head)'),
     CheckSpec('labels', (Rule.HEAD, Rule.LABELS), FAST,
-              'every loss target is the labels or hierarchy(labels), per sample; '
-              'predictions follow their samples; out-of-range labels are rejected'),
+              'every loss target is the labels (or hierarchy(labels) where the profile has '
+              'one), per sample; one prediction per input sample, following its samples; '
+              'out-of-range labels are rejected'),
+    CheckSpec('label_blind', (Rule.BLIND,), FAST,
+              'predict gives the same scores whatever labels the data samples carry '
+              '(shuffled, constant, out of range)'),
     CheckSpec('train_step', (Rule.STATE,), FAST,
               "one step of the config's optimizer lowers the loss; every term and gradient "
               'is finite and of its sign; no trainable parameter is left without a gradient'),
     CheckSpec('eval_purity', (Rule.STATE, Rule.INPUTS), FAST,
-              "predict changes no parameter or buffer; no call rewrites the caller's inputs"),
+              "predict changes no parameter or buffer; no call rewrites the caller's inputs "
+              '(a warning in mmaction2, a failure in epam)'),
     CheckSpec('pipe_shapes', (Rule.INPUTS,), FAST,
               "the shapes each of the config's train/val/test pipelines makes, derived from its "
               'transforms\' parameters without decoding, are what the model takes'),

@@ -117,10 +117,18 @@ def same_labels(found: Any, expected: torch.Tensor) -> bool:
             and bool(torch.equal(found.detach().cpu(), expected.cpu())))
 
 
+def has_hierarchy(ctx: GuardContext) -> bool:
+    """Whether the context's profile judges targets by a hierarchy, and there is one."""
+    return ctx.profile.hierarchy and ctx.hierarchy is not None
+
+
 def coarse_of(ctx: GuardContext, fine: torch.Tensor) -> torch.Tensor:
     """``hierarchy(fine)`` with the guard's own hierarchy (``ctx.hierarchy``: ``--hierarchy``
-    or the config), never with the model's: the referee is not the code under test."""
-    return ctx.require_hierarchy()(fine.cpu()).long()
+    or the config), never with the model's: the referee is not the code under test.
+    Where the profile has no hierarchy, an empty tensor: no target equals it."""
+    if ctx.hierarchy is None or not has_hierarchy(ctx):
+        return torch.empty(0, dtype=torch.long)
+    return ctx.hierarchy(fine.cpu()).long()
 
 
 def integer_targets(call: Any, count: int) -> list[tuple[str, torch.Tensor]]:
@@ -188,6 +196,18 @@ def score_vector(scores: Any) -> torch.Tensor | None:
             isinstance(v, torch.Tensor) for v in scores.values()):
         return torch.cat([scores[k].detach().float().flatten().cpu() for k in sorted(scores)])
     return None
+
+
+def scores_of(run: Pass) -> torch.Tensor | None:
+    """One row of scores per predicted sample of a predict pass, or None if some sample has
+    none (or the rows differ in width)."""
+    if not isinstance(run.output, (list, tuple)):
+        return None
+    rows = [score_vector(prediction_of(sample)[1]) for sample in run.output]
+    present = [row for row in rows if row is not None]
+    if len(present) != len(rows) or len({row.numel() for row in present}) != 1:
+        return None
+    return torch.stack(present)
 
 
 # ------------------------------------------------------------------ evaluator, save_best

@@ -117,6 +117,14 @@ def coincidence_free_labels(hierarchy: Hierarchy) -> list[int]:
         or list(range(min(hierarchy.num_classes, GROUPS * PER_GROUP)))
 
 
+def spread_labels(num_classes: int, count: int = GROUPS * PER_GROUP) -> list[int]:
+    """Distinct fine labels for a model without a hierarchy: none of them a sample's
+    position (``0..count-1``) or a run from 0, where the classes allow it."""
+    if num_classes < 2 * count:
+        return list(range(min(num_classes, count)))
+    return [count + (i * (num_classes - count)) // count for i in range(count)]
+
+
 def class_state(model: nn.Module, rows: tuple[int, ...]) -> dict[str, torch.Tensor]:
     """Parameters and buffers of the head with one row per class (``rows``), by name.
 
@@ -144,17 +152,20 @@ def changed_rows(now: torch.Tensor, before: torch.Tensor) -> list[int]:
 
 
 def row_findings(name: str, rows: int, changed: list[int], labels: list[int],
-                 hierarchy: Hierarchy) -> list[Finding]:
+                 hierarchy: Hierarchy | None, num_classes: int) -> list[Finding]:
     """A class-indexed tensor the loss pass changed: at the rows of its own classes only?
 
     A tensor with ``num_classes`` rows is fine state (the rows of the labels), one
-    with ``num_coarse_classes`` rows coarse state (the rows of hierarchy(labels));
-    where both counts are equal either set is accepted.
+    with ``num_coarse_classes`` rows coarse state (the rows of hierarchy(labels),
+    where the profile has a hierarchy); where both counts are equal either set is
+    accepted.
     """
     fine = ("the batch's labels", 'fine', set(labels))
-    coarse = ('hierarchy(labels)', 'coarse', set(hierarchy(torch.tensor(labels)).tolist()))
-    kinds = [kind for count, kind in ((hierarchy.num_classes, fine),
-                                      (hierarchy.num_coarse_classes, coarse)) if count == rows]
+    coarse = ('hierarchy(labels)', 'coarse', set() if hierarchy is None
+              else set(hierarchy(torch.tensor(labels)).tolist()))
+    levels = [(num_classes, fine)] + ([] if hierarchy is None
+                                      else [(hierarchy.num_coarse_classes, coarse)])
+    kinds = [kind for count, kind in levels if count == rows]
     if any(set(changed) == wanted for _, _, wanted in kinds):
         return []
     what, level, wanted = kinds[0]
@@ -209,24 +220,26 @@ def check(ctx: GuardContext) -> CheckResult:
     """A fresh model keeps its parameters and buffers through its first passes; its
     class-indexed state changes at the batch's classes only, and only in training."""
     ctx = value_context(ctx)  # neither depends on the crop; clip lengths are kept
-    hierarchy = ctx.require_hierarchy()
+    hierarchy = ctx.hierarchy  # None where the profile has none: fine state only
     model = ctx.fresh_model()
     built = len(signature(model))
-    rows = (hierarchy.num_classes, hierarchy.num_coarse_classes)
-    labels = coincidence_free_labels(hierarchy)
+    num_classes = ctx.recipe.num_classes if hierarchy is None else hierarchy.num_classes
+    rows = (num_classes,) if hierarchy is None else (num_classes, hierarchy.num_coarse_classes)
+    labels = spread_labels(num_classes) if hierarchy is None \
+        else coincidence_free_labels(hierarchy)
     recipe = replace(ctx.recipe, batch_size=len(labels))
     findings: list[Finding] = []
     updated = observed_pass(model, make_batch(recipe, labels=labels), 'loss', rows, findings)
     for name, changed in updated.items():
         findings += row_findings(name, len(state.tensors(model)[name]), changed, labels,
-                                 hierarchy)
+                                 hierarchy, num_classes)
     # One sample is enough for inference to make a layer or write a memory.
     one = make_batch(replace(recipe, batch_size=1), labels=labels[:1])
     for name, changed in observed_pass(model, one, 'predict', rows, findings).items():
         findings.append(Finding(Rule.STATE,
             f'predict mode changed rows {changed[:ROWS_SHOWN]} of {name}: inference leaves '
             'class-indexed state as it is (update it only when self.training)'))
-    coarse = sorted(set(hierarchy(torch.tensor(labels)).tolist()))
+    coarse = [] if hierarchy is None else sorted(set(hierarchy(torch.tensor(labels)).tolist()))
     details = {'labels': labels, 'coarse_labels': coarse, 'updated_rows': updated,
                'class_state': sorted(class_state(model, rows)), 'parameters_and_buffers': built}
     return finish('first_pass', findings,

@@ -2,8 +2,9 @@
 
 CONTRACT §5, read where the losses receive their targets (the head's loss
 modules, recorded by forward pre-hooks): every integer target equals the fine
-labels or ``hierarchy(fine)`` from the guard's own hierarchy (``ctx.hierarchy``,
-never the model's); permuting the batch permutes the targets and a sub-batch
+labels or, where the contract profile has a hierarchy (``epam``),
+``hierarchy(fine)`` from the guard's own hierarchy (``ctx.hierarchy``, never
+the model's), and some loss receives each; permuting the batch permutes the targets and a sub-batch
 keeps each sample's targets; a label outside ``[0, num_classes)`` is rejected
 with an error naming it. At inference with several views per sample, permuting
 the batch permutes the predictions, a sample's prediction depends on its own
@@ -30,10 +31,10 @@ from .common import (
     Pass,
     coarse_of,
     finish,
+    has_hierarchy,
     integer_targets,
-    prediction_of,
     run_pass,
-    score_vector,
+    scores_of,
     value_context,
 )
 
@@ -71,9 +72,10 @@ def _meaning(ctx: GuardContext, run: Pass, targets: Targets,
         elif torch.equal(target, coarse):
             kinds.add('coarse')
         else:
+            also = (f' and hierarchy(labels) is {values(coarse)}' if has_hierarchy(ctx)
+                    else '')
             findings.append(Finding(Rule.LABELS,
-                f'{where} received {values(target)}; the labels are '
-                f'{values(fine)} and hierarchy(labels) is {values(coarse)}'))
+                f'{where} received {values(target)}; the labels are {values(fine)}{also}'))
     return kinds
 
 
@@ -129,27 +131,22 @@ def _out_of_range(ctx: GuardContext, findings: list[Finding],
     return seen
 
 
-def _scores(run: Pass) -> torch.Tensor | None:
-    """One row of scores per predicted sample, or None if some sample has none."""
-    rows = [score_vector(prediction_of(sample)[1]) for sample in run.output]
-    present = [row for row in rows if row is not None]
-    if len(present) != len(rows) or len({row.numel() for row in present}) != 1:
-        return None
-    return torch.stack(present)
-
-
 def _distinct_clips(batch: dict[str, Any], index: int) -> dict[str, Any]:
-    """``batch`` with every view of sample ``index`` replaced by a uniform clip.
+    """``batch`` with every view of sample ``index`` replaced by a uniform clip, in the
+    batch's own form (a dict of modalities or one list of tensors).
 
     A uniform clip moves a freshly initialised model's pooled features much
     more than new noise would, so its effect on the prediction is measurable.
     """
-    inputs = {}
-    for key, clips in batch['inputs'].items():
+    def uniform(clips: list[torch.Tensor]) -> list[torch.Tensor]:
         clips = list(clips)
         clips[index] = torch.full_like(clips[index], float(clips[index].max()))
-        inputs[key] = clips
-    return {'inputs': inputs, 'data_samples': batch['data_samples']}
+        return clips
+
+    inputs = batch['inputs']
+    changed = ({key: uniform(clips) for key, clips in inputs.items()}
+               if isinstance(inputs, dict) else uniform(inputs))
+    return {'inputs': changed, 'data_samples': batch['data_samples']}
 
 
 def _incomparable(what: str, run: Pass, scores: torch.Tensor) -> Finding:
@@ -189,14 +186,14 @@ def _predictions(ctx: GuardContext, findings: list[Finding]) -> dict[str, Any]:
             f'{views} views each; it must return one per input sample, its views averaged '
             '(MMAction2 pairs predictions with samples and the metric counts them)'))
         return seen
-    scores = _scores(base)
+    scores = scores_of(base)
     if scores is None:
         findings.append(Finding(Rule.HEAD, 'predict left some samples without a score '
                                            '(pred_score / pred_scores) to compare'))
         return seen
     order = list(reversed(range(size)))
     again = predict(select(base.batch, order))
-    permuted = _scores(again)
+    permuted = scores_of(again)
     if permuted is None or permuted.shape != scores.shape:
         findings.append(_incomparable('reversing the batch', again, scores))
     else:
@@ -209,7 +206,7 @@ def _predictions(ctx: GuardContext, findings: list[Finding]) -> dict[str, Any]:
                 f'prediction of sample {order[worst]} by {float(moved[worst]):.3g} '
                 f'(> {PREDICTION_TOLERANCE:g}): predictions do not follow their samples'))
     other = predict(_distinct_clips(base.batch, 0))
-    changed = _scores(other)
+    changed = scores_of(other)
     if changed is None or changed.shape != scores.shape:
         findings.append(_incomparable('replacing the views of sample 0', other, scores))
     else:
@@ -247,7 +244,8 @@ def check(ctx: GuardContext) -> CheckResult:
             'the targets cannot be verified (losses must be modules '
             'called with the label tensor)'))
     kinds = _meaning(sized, run, targets, findings)
-    for kind in ('fine', 'coarse'):
+    expected = ('fine', 'coarse') if has_hierarchy(ctx) else ('fine',)
+    for kind in expected:
         if targets and kind not in kinds:
             findings.append(Finding(Rule.LABELS, f'no loss received the {kind} labels'))
     if targets:  # size >= MIN_SAMPLES, so a sub-batch always exists
@@ -260,7 +258,8 @@ def check(ctx: GuardContext) -> CheckResult:
     predictions = _predictions(ctx, findings)
     recipe = sized.recipe
     return finish('labels', findings,
-                  f'{len(targets)} loss targets equal labels or hierarchy(labels) and follow '
+                  f'{len(targets)} loss targets equal labels'
+                  f'{" or hierarchy(labels)" if has_hierarchy(ctx) else ""} and follow '
                   f'their samples; {predictions.get("predictions")} predictions follow their '
                   f'samples ({predictions["views"]} views each); out-of-range labels are '
                   'rejected',

@@ -1,14 +1,23 @@
-"""Check ``routing``: labels reach the backbone in training and nothing else, ever.
+"""Check ``routing``: labels reach the model through the head's data samples only.
 
-CONTRACT §2. Loss mode: ``backbone(imgs, heatmap_imgs, gt, gt_coarse)`` with
-the batch's labels and their coarse groups; ``cls_head.loss(feats,
-data_samples)`` and ``cls_head.forward(x)`` with nothing else. Predict and
-tensor mode: ``gt=None, gt_coarse=None`` and no label tensor anywhere.
+CONTRACT §2, by the context's profile. Every profile: no label tensor among
+the arguments of ``cls_head.loss``/``cls_head.predict`` besides their data
+samples, and in predict and tensor mode no label tensor reaches any recorded
+module. ``mmaction2`` lets the head take options (``Recognizer2D`` passes
+``num_segs``, ``fcn_test``), and no label reaches the backbone or the neck in
+any mode (the head's loss modules take them from the data samples). ``epam``
+allows the head ``(feats, data_samples)`` only; in loss mode
+``backbone(imgs, heatmap_imgs, gt, gt_coarse)`` with the batch's labels and
+their coarse groups, and ``cls_head.forward(x)`` with the 6-tuple only; at
+inference ``gt=None, gt_coarse=None``.
 """
 from __future__ import annotations
 
 from typing import Optional
 
+import torch
+
+from ..batch import labels_of
 from ..context import GuardContext
 from ..contract import BACKBONE_ARGUMENTS, HEAD_SIGNATURES, LABEL_NAMES, TUPLE_NAMES, Rule
 from ..describe import short, values
@@ -28,7 +37,27 @@ from .common import (
 Found = list[tuple[Optional[Call], Finding]]
 
 
-def _head_calls(run: Pass, findings: Found) -> None:
+def _labels_as_arguments(run: Pass, findings: Found) -> None:
+    """The generic rule: the head's entry points may take options (``num_segs``,
+    ``fcn_test``: MMAction2's own ``Recognizer2D`` passes them), never the labels."""
+    fine = run.labels()
+    per_sample = torch.tensor(labels_of(run.batch), dtype=torch.long)
+    for method in HEAD_SIGNATURES:
+        for call in run.recorder.of('cls_head', method):
+            given = [name for name, value in call.named().items()
+                     if name not in ('feats', 'data_samples') and any(
+                         same_labels(value, labels) for labels in (fine, per_sample))]
+            if given:
+                findings.append((call, Finding(Rule.ROUTING,
+                    f'{run.mode} mode: cls_head.{method} received the labels as '
+                    f'{", ".join(given)}; labels reach the head only in its data samples'
+                    + (f' -> {call.error}' if call.error else ''))))
+
+
+def _head_calls(run: Pass, findings: Found, six_tuple: bool) -> None:
+    if not six_tuple:
+        _labels_as_arguments(run, findings)
+        return
     for method, allowed in HEAD_SIGNATURES.items():
         for call in run.recorder.of('cls_head', method):
             extra = sorted(call.kwargs)
@@ -79,10 +108,11 @@ def _backbone_labels(ctx: GuardContext, run: Pass, findings: Found) -> None:
                 f', expected {values(expected)} on {device.type}')))
 
 
-def _label_leaks(run: Pass, findings: Found) -> None:
+def _label_leaks(run: Pass, findings: Found, only: tuple[str, ...] = ()) -> None:
+    """Labels that reached a recorded module (of ``only``'s, where given) as an argument."""
     fine = run.labels()
     for call in run.recorder.calls:
-        if call.module == 'recognizer':
+        if call.module == 'recognizer' or (only and call.module.split('.')[0] not in only):
             continue
         for name, value in integer_targets(call, fine.numel()):
             if same_labels(value, fine):
@@ -97,15 +127,19 @@ def violations(ctx: GuardContext, run: Pass) -> Found:
     marks them on the calls, so the two cannot disagree.
     """
     found: Found = []
-    _backbone_labels(ctx, run, found)
-    _head_calls(run, found)
+    epam = ctx.profile.labels_to_backbone
+    if epam:
+        _backbone_labels(ctx, run, found)
+    _head_calls(run, found, six_tuple=epam)
     if run.mode != 'loss':
         _label_leaks(run, found)
+    elif not epam:  # the head's losses take the labels; the backbone and neck never
+        _label_leaks(run, found, only=('backbone', 'neck'))
     return found
 
 
 def check(ctx: GuardContext) -> CheckResult:
-    """Labels go to the backbone in loss mode only; the head gets no extra arguments."""
+    """Labels go where the profile says in loss mode only; the head gets no extra arguments."""
     ctx = value_context(ctx)  # what reaches whom does not depend on the crop
     runs = [run_pass(ctx, 'loss'), run_pass(ctx, 'predict'), run_pass(ctx, 'tensor')]
     findings = [finding for run in runs for _, finding in violations(ctx, run)]
@@ -117,6 +151,9 @@ def check(ctx: GuardContext) -> CheckResult:
         if run.error and not findings:
             findings.append(Finding(Rule.ROUTING, f'{run.mode} mode raised {run.error}'))
     details = {run.mode: [call.outline() for call in run.recorder.calls] for run in runs}
-    return finish('routing', findings,
-                  'labels reach the backbone in loss mode only; the head receives no '
-                  'extra arguments', {'calls': details})
+    where = ('the backbone in loss mode only' if ctx.profile.labels_to_backbone else
+             "the head's losses only, through the data samples")
+    head = ('receives no extra arguments' if ctx.profile.labels_to_backbone else
+            'receives no label as an argument')
+    return finish('routing', findings, f'labels reach {where}; the head {head}',
+                  {'calls': details, 'contract': ctx.profile.name})

@@ -86,11 +86,16 @@ def test_every_planted_defect_is_reported_once_with_its_rule_and_nothing_else(tm
     assert 'first while building the model' in cuda[0][2]
     rest = [item for item in findings if item not in cuda]
     by_rule = {(check, section) for check, section, _ in rest}
-    # labels at inference: routing (§2) sees them arrive, structure (§3) sees them echoed;
+    # labels at inference: routing (§2) sees them arrive, structure (§3) sees them echoed,
+    # label_blind (§7) sees predict depend on them (out-of-range labels make it raise);
     # the parameter re-created in forward: train_step sees it new after each step, first_pass
     # sees it appear in the first loss pass
-    assert by_rule == {('routing', '2'), ('structure', '3'), ('train_step', '6'),
-                       ('first_pass', '6')}, printed
+    assert by_rule == {('routing', '2'), ('structure', '3'), ('label_blind', '7'),
+                       ('train_step', '6'), ('first_pass', '6')}, printed
+    blind = [message for check, _, message in rest if check == 'label_blind']
+    assert blind == ['predict raised ValueError: labels [52, 52, -2, -2, 54, 54, -4, -4] are '
+                     'outside [0, 52) when the data samples carried out of range labels, and ran '
+                     "with the batch's own: predict reads the labels"], printed
     assert all(message.startswith(('predict mode', 'tensor mode'))
                for check, _, message in rest if check in ('routing', 'structure')), printed
     appeared = [message for check, _, message in rest if check == 'first_pass']

@@ -169,6 +169,23 @@ class GuardTestPerClipPredictionsHead(EPAMHierarchicalHead):
 
 
 @_register
+class GuardTestGroupMaskingHead(EPAMHierarchicalHead):
+    """At inference, keeps only the fine scores of each sample's ground-truth coarse group,
+    read from the data samples: validation accuracy then counts a free coarse answer."""
+
+    def predict_by_feat(self, cls_scores, data_samples):
+        clips = cls_scores['rgb'].shape[0] // len(data_samples)
+        labels = labels_from_samples(data_samples, cls_scores['rgb'].device)
+        fine_groups = self._require_hierarchy().fine_to_coarse.to(labels.device)
+        groups = fine_groups[labels.clamp(0, self.num_classes - 1)]
+        keep = (fine_groups[None] == groups[:, None]).repeat_interleave(clips, dim=0)
+        masked = dict(cls_scores)
+        for key in ('rgb', 'pose'):
+            masked[key] = cls_scores[key].masked_fill(~keep, -1e4)
+        return super().predict_by_feat(masked, data_samples)
+
+
+@_register
 class GuardTestClampingRecognizer(EPAMRecognizer):
     """'Cleans' out-of-range labels by clamping them into range, in the samples too."""
 

@@ -328,6 +328,18 @@ def test_a_transform_the_shape_pass_does_not_know_is_left_to_pipeline(make_conte
         'pass, which cannot tell what it does to shapes)' in result.verdict
 
 
+def test_a_head_that_masks_predictions_by_the_ground_truth_group_fails_label_blind(
+        make_context):
+    """Every other fast check passes on it: only behaviour shows a predict that reads labels."""
+    result, ctx = failing(make_context, 'label_blind',
+                          overrides(head='GuardTestGroupMaskingHead'), '7')
+    text = messages(result)
+    for kind in ('shuffled', 'constant', 'out of range'):
+        assert f'with {kind} labels in the data samples predict changed the scores' in text
+    for name in ('routing', 'labels'):
+        assert run_check(ctx, name, CHECKS[name]).status is Status.PASS, name
+
+
 def test_frozen_stream_fails_summary(make_context):
     result, _ = failing(make_context, 'summary',
                         overrides(backbone='GuardTestFrozenPoseBackbone'), '6')
@@ -367,8 +379,8 @@ def test_the_same_evidence_twice_is_one_finding():
 
 
 # The launch checks (pipeline, runner, ddp) have their own tests in tests/checks_launch.
-CONTRACT_CHECKS = ('structure', 'routing', 'labels', 'train_step', 'eval_purity', 'first_pass',
-                   'pipe_shapes', 'summary')
+CONTRACT_CHECKS = ('structure', 'routing', 'labels', 'label_blind', 'train_step', 'eval_purity',
+                   'first_pass', 'pipe_shapes', 'summary')
 
 
 @pytest.mark.parametrize('name', CONTRACT_CHECKS)

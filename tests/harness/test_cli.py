@@ -22,9 +22,42 @@ def test_check_passes_on_the_default_config(capsys, tmp_path):
     assert [r['name'] for r in payload['results']] == ['structure', 'routing']
     assert all(r['status'] == 'pass' for r in payload['results'])
     assert set(payload['timings']) >= {'imports', 'config', 'build', 'checks', 'total'}
+    assert (payload['contract'], payload['contract_reason']) == (
+        'epam', 'EPAMBackbone.forward takes gt, gt_coarse')
+    assert '  contract: epam (EPAMBackbone.forward takes gt, gt_coarse)' in printed
     suite = ElementTree.parse(junit).getroot()
     assert suite.get('tests') == '2' and suite.get('failures') == '0'
-    assert [case.get('name') for case in suite] == ['structure', 'routing']
+    assert [case.get('name') for case in suite.iter('testcase')] == ['structure', 'routing']
+    assert {p.get('name'): p.get('value') for p in suite.iter('property')} == {'contract': 'epam'}
+
+
+HARNESS_TESTS = Path(__file__).parent
+TINY_GENERIC = HARNESS_TESTS / 'configs' / 'tiny_rgbpose.py'
+
+
+def test_a_generic_model_is_judged_by_mmaction2_and_says_what_it_does_not_run(capsys,
+                                                                               tmp_path):
+    out = tmp_path / 'results.json'
+    assert main(['check', str(TINY_GENERIC), '--import-path', str(HARNESS_TESTS), '--in-process',
+                 '--batch-size', '2', '--only', 'structure,label_blind',
+                 '--json', str(out)]) == EXIT_OK
+    printed = capsys.readouterr().out
+    assert ("  contract: mmaction2 (the backbone's forward takes no labels and no label "
+            'hierarchy is given)') in printed
+    assert 'SKIP  structure' in printed and 'not run: the mmaction2 contract has no §3' in printed
+    assert 'PASS  label_blind' in printed
+    assert '1 passed, 0 failed, 1 not run (structure)' in printed
+    payload = json.loads(out.read_text())
+    assert payload['contract'] == 'mmaction2'
+    assert [r['status'] for r in payload['results']] == ['skip', 'pass']
+
+
+def test_an_unknown_contract_profile_is_a_one_line_diagnosis(capsys):
+    assert main(['check', '--in-process', '--only', 'routing', '--cfg-options',
+                 'epam_guard.contract=mmaction']) == EXIT_UNUSABLE
+    err = capsys.readouterr().err.strip()
+    assert err.count('\n') == 0, err
+    assert "epam_guard.contract must be one of mmaction2, epam, but got 'mmaction'" in err
 
 
 def test_missing_config_is_a_one_line_diagnosis(capsys, tmp_path):

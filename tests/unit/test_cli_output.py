@@ -165,10 +165,14 @@ def test_progress_shows_the_running_check_on_a_terminal_only():
 
 def test_list_shows_every_check_with_its_tier_and_rules(capsys):
     assert main(['check', '--list']) == EXIT_OK
-    lines = capsys.readouterr().out.splitlines()
+    out = capsys.readouterr().out
+    table, profiles = out.split('\n\n')
+    lines = table.splitlines()
     assert [line.split()[0] for line in lines] == list(CHECKS)
     assert lines[0].split()[1] == 'fast' and lines[-1].split()[1] == 'launch'
-    assert '§3' in lines[0]
+    assert lines[0].split()[2:6] == ['§2,', '§3,', '§4', 'epam']  # structure: epam only
+    assert profiles.splitlines()[0].startswith('contract mmaction2: §1, §2, §4, §5, §6, §7 (')
+    assert profiles.splitlines()[1].startswith('contract epam: §1, §2, §3, §4, §5, §6, §7 (')
 
 
 def test_version(capsys):

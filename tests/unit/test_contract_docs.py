@@ -5,7 +5,8 @@
 (names, tiers, rules, summaries, as ``scripts/checks_table.py`` prints it);
 every rule link in README resolves to a heading; each check is named in the
 sections of the rules it proves, and its code cites the rules the registry
-gives it.
+gives it. The profiles (``contract.PROFILES``) are the document's profiles
+table, and a check runs only in profiles that have its rules.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from types import ModuleType
 import pytest
 
 from epam_guard.checks import CHECKS
-from epam_guard.contract import DOCUMENT, HEADINGS, Rule
+from epam_guard.contract import DOCUMENT, HEADINGS, PROFILES, Rule
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = (REPO / DOCUMENT).read_text('utf-8')
@@ -107,3 +108,40 @@ UNLISTED: dict[str, str] = {}
     if name in UNLISTED else name for name in CHECKS])
 def test_the_registry_lists_every_rule_the_check_cites(name: str) -> None:
     assert cited_rules(name) <= set(CHECKS[name].rules)
+
+
+def profiles_table() -> dict[str, list[str]]:
+    """The document's profiles table: each profile with the rule numbers it lists."""
+    rows = re.findall(r'(?m)^\| `(\w+)` \| ([^|]+) \|', DOCS.split('## 1.')[0])
+    table = {}
+    for name, cell in rows:
+        if ' to ' in cell:
+            first, last = re.findall(r'§(\d)', cell)
+            table[name] = [str(n) for n in range(int(first), int(last) + 1)]
+        else:
+            table[name] = re.findall(r'§(\d)', cell)
+    return table
+
+
+def test_the_documents_profiles_table_is_the_profiles() -> None:
+    assert profiles_table() == {name: [rule.value for rule in profile.rules]
+                                for name, profile in PROFILES.items()}
+
+
+@pytest.mark.parametrize('name', list(CHECKS))
+def test_a_check_runs_only_in_profiles_that_have_its_rules(name: str) -> None:
+    spec = CHECKS[name]
+    assert spec.profiles and set(spec.profiles) <= set(PROFILES)
+    for profile in spec.profiles:
+        assert any(PROFILES[profile].has(rule) for rule in spec.rules), (name, profile)
+    for profile in set(PROFILES) - set(spec.profiles):
+        assert spec.not_run(PROFILES[profile]).startswith('not run: ')
+
+
+def test_readme_rules_table_gives_each_rules_profiles() -> None:
+    script = load_script()
+    table = README.partition(script.RULES_BEGIN)[2].partition(script.RULES_END)[0]
+    rows = [line.split(' | ') for line in table.strip().splitlines()[2:]]
+    found = {re.findall(r'§(\d)', row[0])[0]: re.findall(r'`(\w+)`', row[1]) for row in rows}
+    assert found == {rule.value: list(rule.profiles) for rule in Rule}
+    assert found['3'] == ['epam']  # the 6-tuple is EPAM's alone

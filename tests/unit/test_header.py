@@ -30,3 +30,10 @@ def test_at_tiny_size_one_size_for_every_pass_and_assumptions_on_their_own_lines
     assert first == ('  N=4 V=5  RGB 3x4x64x64  pose 17x12x16x16  device cpu  hierarchy: '
                      'config model.hierarchy')
     assert assumed == '  assumed: heat-map channels 17 (17 COCO key points): ...'
+
+
+def test_the_contract_profile_and_why_have_their_own_line():
+    given = {**header(NTU), 'contract': 'mmaction2',
+             'contract_reason': "the backbone's forward takes no labels"}
+    assert "  contract: mmaction2 (the backbone's forward takes no labels)" in \
+        _header_line(given).splitlines()

@@ -136,6 +136,23 @@ def test_a_module_the_contract_does_not_name_gets_no_config_key() -> None:
     assert cause is not None and cause.module == 'a module' and cause.config_key is None
 
 
+def test_a_generic_model_is_never_told_of_epams_structures() -> None:
+    """The same head mismatch in a model judged by the mmaction2 profile: the head and its
+    key, no x_rgb, no streams, no §3 (that profile has no 6-tuple)."""
+    results = [CheckResult(name, Status.ERROR,
+                           'RuntimeError: mat1 and mat2 shapes cannot be multiplied (4x432 and '
+                           '400x60)', details={'calls': {'loss': [
+                               'backbone.forward(imgs)', 'cls_head.fc_rgb.forward(x)']}}
+                           if name == 'routing' else {})
+               for name in ('routing', 'labels', 'train_step')]
+    cause = root_cause(results, contract='mmaction2')
+    assert cause is not None
+    assert cause.message == ('cls_head.fc_rgb received its input with 432 channels but '
+                             'model.cls_head.in_channels is 400')
+    assert cause.rule == '4' and 'x_rgb' not in str(asdict(cause))
+    assert root_cause(results, contract='epam').rule == '3'  # EPAM's own: the 6-tuple
+
+
 def test_the_reference_stream_names_itself_without_routing() -> None:
     cause = root_cause([r for r in recorded('pose_fork') if r.name != 'routing'])
     assert cause is not None
