@@ -1,21 +1,56 @@
-"""Synthetic NTU-shaped batches whose sizes come from the config's pipelines.
+"""Synthetic batches of every input kind MMAction2 recognizers take, sized from the config.
 
-Clip lengths are read from ``MMUniformSampleFrames.clip_len``, the crop size
-from the last ``Resize``/``CenterCrop`` of the pipelines, the heat-map scaling
-from ``GeneratePoseTarget`` and the test views from the test pipeline's
-``num_clips``. Channels come from what the config says: heat maps from
-``GeneratePoseTarget`` where it fixes them (its limbs, its key-point indices),
-else from the input channels the backbone declares for its pose stream (under
-whatever name: ``pose_stream``, ``pose_pathway``, ...); RGB channels from the
-RGB stream's declared input channels, else the preprocessor's ``mean``. What
-the config does not say is assumed (NTU-60: 17 COCO key points, 3 colours)
-and listed in the recipe's ``assumed``, which the report's header prints.
-``tiny`` keeps the channel counts, the pose:RGB frame ratio and the
-RGB:heat-map spatial ratio, and shrinks the rest; ``ntu`` keeps it all.
+The API every check uses, whatever the kind (:mod:`epam_guard.kinds` holds the
+table of kinds):
 
-A batch is what a dataloader hands the model (``{'inputs': {...: [per-sample
-tensors]}, 'data_samples': [...]}``), so the model's own data preprocessor
-runs on it exactly as in training.
+- :func:`recipe_from_config` derives a :class:`BatchRecipe` from the config
+  alone: the kind (``recipe.kind``: ``NCHW`` for ``Recognizer2D``, ``NCTHW``
+  for RGB ``Recognizer3D``, ``NCTHW_Heatmap`` for PoseC3D, ``GCN`` for
+  ``RecognizerGCN``, ``multimodal`` for ``MMRecognizer3D`` and EPAM), its
+  sizes, the class count (``cls_head.num_classes``) and the test views;
+- ``recipe.shapes(views)`` gives one sample's shape per packed key
+  (``{'imgs': (S, C, H, W)}``, ``{'imgs': (V, C, T, H, W)}``,
+  ``{'keypoint': (V, M, T, J, C)}``, ``{'imgs': ..., 'heatmap_imgs': ...}``);
+- :func:`make_batch` ``(recipe, views=..., labels=...)`` returns what a
+  dataloader hands the model: ``{'inputs': ..., 'data_samples': [...]}``, the
+  inputs a list of per-sample tensors for a one-key kind, a dict of such
+  lists for the multimodal kind (``PackActionInputs.collect_keys``);
+- :func:`select` takes samples by index, :func:`labels_of` reads their labels,
+  :func:`preprocess` runs the model's own data preprocessor on a fresh copy,
+  :func:`input_lists` names the per-sample tensors of any kind;
+- :func:`pass_sizes` says in words what the passes run at, naming the kind
+  (``Recognizer2D NCHW 8x3x64x64``).
+
+Where each size comes from, per kind:
+
+- ``NCHW``: the segments are the train sampler's ``clip_len x num_clips`` and
+  part of the model (TSM's ``num_segments``, a TSN consensus): ``tiny`` keeps
+  them and shrinks space only;
+- ``NCTHW``: frames from the sampler's ``clip_len``, the crop from the last
+  fixed-size ``Resize``/``CenterCrop``;
+- ``NCTHW_Heatmap``: key points from the backbone's ``in_channels``, else what
+  ``GeneratePoseTarget`` makes; heat-map size from the crop and its
+  ``scaling``;
+- ``GCN``: frames from the sampler, persons from ``FormatGCNInput.num_person``,
+  joints from the backbone's ``graph_cfg.layout`` (MMAction2's ``Graph``),
+  coordinates from the backbone's ``in_channels``;
+- ``multimodal`` (EPAM's layout): clip lengths from
+  ``MMUniformSampleFrames.clip_len``, the heat-map scaling from
+  ``GeneratePoseTarget``; heat-map channels from ``GeneratePoseTarget`` where it
+  fixes them (its limbs, its key-point indices), else the input channels the
+  backbone declares for its pose stream (under whatever name: ``pose_stream``,
+  ``pose_pathway``, ...); RGB channels from the RGB stream's declared input
+  channels, else the preprocessor's ``mean``.
+
+What the config does not say is taken from the backbone class's own defaults
+(its ``__init__`` signature) where it has one, else assumed (NTU-60: 17 COCO
+key points, 3 colours) and listed in the recipe's ``assumed``, which the
+report's header prints. ``tiny`` keeps the channel counts, the pose:RGB frame
+ratio and the RGB:heat-map spatial ratio, and shrinks the rest; ``ntu`` keeps
+it all. The test views are the test sampler's ``num_clips``.
+
+A batch is what a dataloader hands the model, so the model's own data
+preprocessor runs on it exactly as in training.
 """
 from __future__ import annotations
 
