@@ -59,17 +59,14 @@ def keypoints_of(cfg: Any) -> tuple[int, str]:
         return LAYOUT_JOINTS[str(layout)], f'{where} {layout!r}'
     targets = [step for pipeline in pipelines for step in pipeline
                if step.get('type') == 'GeneratePoseTarget']
-    per_kp = targets and all(t.get('with_kp', True) and not t.get('with_limb', False)
-                             for t in targets[:1])
-    if per_kp:
+    if targets and targets[0].get('with_kp', True) and not targets[0].get('with_limb', False):
         declared, key = declared_channels(backbone, 'pose')
         if declared is None and isinstance(backbone.get('in_channels'), int) \
                 and (cfg.model.get('data_preprocessor') or {}).get('type') != \
                 'MultiModalDataPreprocessor':
             declared, key = int(backbone['in_channels']), 'backbone.in_channels'
         if declared is not None:
-            double = 2 if targets[0].get('double') else 1
-            return declared // double, f'{key} (one heat map per key point)'
+            return declared, f'{key} (one heat map per key point)'
     named = [index for pipeline in pipelines for step in pipeline
              for name in ('left_kp', 'right_kp')
              for index in (step.get(name) or ())]
@@ -169,4 +166,14 @@ def expected_views(pipeline: list[dict]) -> int | None:
     views = int(sampler.get('num_clips', 1))
     for step in pipeline:
         views *= CROPS.get(str(step.get('type')), 1)
+        # GeneratePoseTarget(double=True) adds the flipped clip of each clip as a view.
+        views *= 2 if step.get('type') == 'GeneratePoseTarget' and step.get('double') else 1
     return views
+
+
+def loader_pipeline(cfg: Any, split: str) -> list[dict]:
+    """The transforms of the dataset ``{split}_dataloader`` reads (inside any wrapper)."""
+    from epam_guard.fixtures.datasets import find_datasets
+
+    return next((data.pipeline for data in find_datasets(cfg)
+                 if data.loader == LOADERS[split]), [])
