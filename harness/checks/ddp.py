@@ -45,7 +45,7 @@ from ..context import GuardContext
 from ..contract import Rule
 from ..rank import STEPS, distribute, loop_of
 from ..result import CheckResult, Finding, conclude
-from ._launch import LOADERS, SAMPLERS, in_process_loaders, synthetic_config
+from ._launch import SAMPLERS, in_process_loaders, loader_pipeline, synthetic_config
 from .train_step import group_by_module
 
 WORLD_SIZE = 2
@@ -77,36 +77,61 @@ RECREATED_FIX = ("create every parameter once, in __init__: a new nn.Parameter m
                  "find_unused_parameters=True would hide this, not fix it")
 
 
-def shrink_pipelines(cfg: Any, rgb_frames: int, pose_frames: int, side: int) -> list[str]:
+#: Transforms whose output size is one number, by the key that holds it.
+CROP_SIZES = {'CenterCrop': 'crop_size', 'ThreeCrop': 'crop_size', 'TenCrop': 'crop_size',
+              'MultiScaleCrop': 'input_size'}
+
+
+def _shrunk_scale(scale: Any, side: int) -> Any:
+    """A ``Resize`` scale at ``side``: ``(-1, 256)`` keeps its free side, a fixed one is square."""
+    if isinstance(scale, (tuple, list)) and len(scale) == 2:
+        return tuple(-1 if value == -1 else side for value in scale)
+    return scale
+
+
+def shrink_pipelines(cfg: Any, rgb_frames: int, pose_frames: int, side: int,
+                     keep_time: bool | None = None) -> list[str]:
     """Clip lengths and spatial sizes of every pipeline set to the guard's tiny sizes.
 
-    Keeps the channels, the RGB:pose frame ratio and the heat maps' scaling
-    (they scale with the crop). Returns what was changed.
+    Every transform is kept; only sizes change. Keeps the channels, the
+    views (``num_clips``, crops), the RGB:pose frame ratio and the heat maps'
+    scaling (they scale with the crop). Clip lengths are kept where the
+    model's input kind says its frames are part of the model (a 2-D model's
+    segments: TSM shifts across ``num_segments``) or ``keep_time`` says so; a
+    one-number ``clip_len`` is cut to the kind's stream frames, never lengthened.
+    Returns what was changed.
     """
+    from epam_guard.fixtures.datasets import find_datasets
+
+    from ..kinds import kind_of
+
+    kind = kind_of(cfg, loader_pipeline(cfg, 'train')).kind
+    keep_time = not kind.shrink_time if keep_time is None else keep_time
+    frames = rgb_frames if kind.streams[0] == 'rgb' else pose_frames
     changed = []
-    for loader in LOADERS.values():
-        pipeline = ((cfg.get(loader) or {}).get('dataset') or {}).get('pipeline') or []
-        for step in pipeline:
-            kind = str(step.get('type'))
-            if kind in SAMPLERS and isinstance(step.get('clip_len'), dict):
-                step['clip_len'] = dict(RGB=rgb_frames, Pose=pose_frames)
-            elif kind in SAMPLERS and step.get('clip_len') is not None:
-                step['clip_len'] = rgb_frames
-            elif kind == 'Resize' and isinstance(step.get('scale'), (tuple, list)):
-                step['scale'] = (side, side)
-            elif kind == 'CenterCrop':
-                step['crop_size'] = side
+    for data in find_datasets(cfg):
+        for step in data.pipeline:
+            kind_name = str(step.get('type'))
+            clip_len = step.get('clip_len')
+            if kind_name in SAMPLERS and clip_len is not None and not keep_time:
+                step['clip_len'] = (dict(RGB=rgb_frames, Pose=pose_frames)
+                                    if isinstance(clip_len, dict) else min(int(clip_len), frames))
+            elif kind_name == 'Resize' and isinstance(step.get('scale'), (tuple, list)):
+                step['scale'] = _shrunk_scale(step['scale'], side)
+            elif kind_name in CROP_SIZES and step.get(CROP_SIZES[kind_name]) is not None:
+                step[CROP_SIZES[kind_name]] = side
             else:
                 continue
-            changed.append(f'{loader}.{kind}')
+            changed.append(f'{data.loader}.{kind_name}')
     return sorted(set(changed))
 
 
 def prepare(ctx: GuardContext, root: Path) -> tuple[Any, dict[str, Any]]:
     """The config the ranks train: the user's, with the swaps this check makes, and them."""
     samples = STEPS * WORLD_SIZE * RANK_BATCH
-    cfg, _ = synthetic_config(ctx.cfg, root, num_train=samples, num_val=WORLD_SIZE,
-                              seed=ctx.settings.seed)
+    cfg, synthetic = synthetic_config(ctx.cfg, root, num_train=samples, num_val=WORLD_SIZE,
+                                      seed=ctx.settings.seed,
+                                      num_classes=ctx.recipe.num_classes)
     train = cfg.get('train_dataloader')
     batch = int(train.get('batch_size', 1))
     train.batch_size = RANK_BATCH
@@ -114,7 +139,7 @@ def prepare(ctx: GuardContext, root: Path) -> tuple[Any, dict[str, Any]]:
     cfg.work_dir = str(root / 'work_dir')
     cfg.train_cfg = loop_of(cfg.get('train_cfg'), STEPS)
     swaps: dict[str, Any] = {
-        'data': f'synthetic NTU-60, {samples} training samples',
+        'data': synthetic.describe(),
         'train_batch_per_rank': f'{RANK_BATCH} (config: {batch})',
         'num_workers': 0, 'work_dir': 'temporary', 'train_cfg': dict(cfg.train_cfg),
         'outputs': redirect(cfg, root / 'outputs'),
@@ -122,7 +147,7 @@ def prepare(ctx: GuardContext, root: Path) -> tuple[Any, dict[str, Any]]:
     if ctx.settings.size == 'tiny':
         recipe = ctx.recipe
         swaps['tiny_pipelines'] = shrink_pipelines(cfg, recipe.rgb_frames, recipe.pose_frames,
-                                                   recipe.crop)
+                                                   recipe.crop, keep_time=recipe.keep_time or None)
     device = ctx.device if ctx.device.type == 'cuda' and (
         torch.cuda.device_count() >= WORLD_SIZE) else torch.device('cpu')
     swaps['distributed'] = distribute(cfg, 'pytorch', device, budget_of(ctx))
