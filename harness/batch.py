@@ -62,6 +62,7 @@ from typing import Any
 import torch
 
 from .errors import SizeError
+from .kinds import KINDS, InputKind, graph_joints, kind_of, signature_default
 
 # What the EPAM backbone does to space: RGB /32, pose heat maps /8.
 RGB_STRIDE = 32
@@ -101,19 +102,40 @@ class BatchRecipe:
     sources: tuple[str, ...] = ()
     #: What the config does not say and the guard assumed (the header prints it).
     assumed: tuple[str, ...] = ()
+    #: The input kind (a key of :data:`epam_guard.kinds.KINDS`) and the recognizer's type.
+    kind: str = 'multimodal'
+    recognizer: str = ''
+    #: Skeletons (the ``GCN`` kind): persons per sample, joints, coordinates per joint.
+    persons: int = 0
+    joints: int = 0
+    coords: int = 0
 
     def __post_init__(self) -> None:
         # A recipe that crossed a process boundary as JSON has lists; it is a cache key.
         for name in ('sources', 'assumed'):
             object.__setattr__(self, name, tuple(getattr(self, name)))
 
+    @property
+    def input_kind(self) -> InputKind:
+        """The row of :data:`~epam_guard.kinds.KINDS` this recipe makes."""
+        return KINDS[self.kind]
+
     def shapes(self, views: int = 1) -> dict[str, tuple[int, ...]]:
-        """Per-sample input shapes ``(V, C, T, H, W)`` for ``views`` clips."""
-        return {
-            'imgs': (views, self.rgb_channels, self.rgb_frames, self.crop, self.crop),
-            'heatmap_imgs': (views, self.heatmap_channels, self.pose_frames,
-                             self.heatmap, self.heatmap),
-        }
+        """One sample's input shape per packed key, for ``views`` clips: ``(V, C, T, H, W)``
+        for RGB clips and heat maps, ``(V x segments, C, H, W)`` for ``NCHW``,
+        ``(V, M, T, J, C)`` for skeletons."""
+        kind = self.input_kind
+        return {key: tuple(self._axis(letter, stream, views) for letter in axes)
+                for key, axes, stream in zip(kind.keys, kind.axes, kind.streams)}
+
+    def _axis(self, letter: str, stream: str, views: int) -> int:
+        """The size of axis ``letter`` (see :class:`~epam_guard.kinds.InputKind`) of ``stream``."""
+        frames = self.rgb_frames if stream == 'rgb' else self.pose_frames
+        side = self.crop if stream == 'rgb' else self.heatmap
+        channels = {'rgb': self.rgb_channels, 'pose': self.heatmap_channels,
+                    'keypoint': self.coords}[stream]
+        return {'V': views, 'S': views * frames, 'C': channels, 'T': frames, 'H': side,
+                'W': side, 'M': self.persons, 'J': self.joints}[letter]
 
 
 def pipeline_of(cfg: Any, split: str) -> list[dict]:
@@ -172,7 +194,8 @@ def heatmap_channels(target: dict | None, backbone: Any) -> tuple[int, str, str 
     """Heat-map channels, where the count came from, and what was assumed (or None).
 
     ``GeneratePoseTarget`` makes one channel per key point (``with_kp``) and
-    one per limb (``with_limb``, ``len(skeletons)``), twice with ``double``.
+    one per limb (``with_limb``, ``len(skeletons)``); ``double`` stacks the
+    flipped heat maps along the frames, so it changes no channel count.
     Its limbs are exact; its key points are not (the data decides): the
     backbone's declared pose channels (less the limbs) win, then the highest
     key-point index the transform names (``left_kp``, ``right_kp``,
@@ -190,16 +213,15 @@ def heatmap_channels(target: dict | None, backbone: Any) -> tuple[int, str, str 
     defaults = GeneratePoseTarget()
     with_kp, with_limb = target.get('with_kp', True), target.get('with_limb', False)
     limbs = len(target.get('skeletons') or defaults.skeletons) if with_limb else 0
-    factor = 2 if target.get('double', False) else 1
     if not with_kp:
-        return limbs * factor, 'GeneratePoseTarget limbs (skeletons)', None
+        return limbs, 'GeneratePoseTarget limbs (skeletons)', None
     named = _indices([target.get(k) for k in ('left_kp', 'right_kp', 'skeletons') if k in target])
-    if declared is not None and declared % factor == 0 and declared // factor > limbs:
+    if declared is not None and declared > limbs:
         return declared, str(key), None
     if named:
-        return (max(named) + 1 + limbs) * factor, 'GeneratePoseTarget key-point indices', None
-    return (DEFAULT_KEYPOINTS + limbs) * factor, 'assumed', (
-        f'heat-map channels {(DEFAULT_KEYPOINTS + limbs) * factor} ({DEFAULT_KEYPOINTS} COCO key '
+        return max(named) + 1 + limbs, 'GeneratePoseTarget key-point indices', None
+    return DEFAULT_KEYPOINTS + limbs, 'assumed', (
+        f'heat-map channels {DEFAULT_KEYPOINTS + limbs} ({DEFAULT_KEYPOINTS} COCO key '
         'points): GeneratePoseTarget does not fix the key points and the backbone declares no '
         'pose input channels')
 
@@ -224,12 +246,37 @@ def recipe_from_config(cfg: Any, size: str = 'tiny', batch_size: int = 4,
                        label_api: str = 'gt_label') -> BatchRecipe:
     """Derive the batch recipe from the config, validating it before any forward pass.
 
+    The kind comes first (:func:`epam_guard.kinds.kind_of`), then the sizes
+    its streams need.
+
     Raises:
         SizeError: when the sizes cannot be fed to the model, in plain words.
     """
     if batch_size < 1:
         raise SizeError(f'--batch-size must be at least 1, but got {batch_size}')
     train, test = pipeline_of(cfg, 'train'), pipeline_of(cfg, 'test')
+    decision = kind_of(cfg, train)
+    head = cfg.model.get('cls_head') or {}
+    common = dict(batch_size=batch_size, num_classes=int(head.get('num_classes', 60)),
+                  seed=seed, size=size, label_api=label_api, kind=decision.kind.name,
+                  recognizer=str(cfg.model.get('type') or ''))
+    if decision.kind.packed:
+        recipe = _multimodal_recipe(cfg, train, test, views, common)
+        validate_recipe(recipe, cfg)
+    else:
+        recipe = _single_recipe(cfg, decision.kind, train, test, views, common)
+    if decision.assumed:
+        recipe = replace(recipe, assumed=(*recipe.assumed, decision.assumed))
+    if size == 'tiny':
+        recipe = shrink(recipe)
+    elif size != 'ntu':
+        raise SizeError(f'--size must be tiny or ntu, but got {size!r}')
+    return recipe
+
+
+def _multimodal_recipe(cfg: Any, train: list[dict], test: list[dict], views: int | None,
+                       common: dict[str, Any]) -> BatchRecipe:
+    """RGB clips and heat maps (``MMUniformSampleFrames``), the EPAM layout."""
     sampler = step_of(train, ('MMUniformSampleFrames',)) or {}
     clip_len = sampler.get('clip_len') or {'RGB': 16, 'Pose': 48}
     rgb_frames, pose_frames = int(clip_len.get('RGB', 16)), int(clip_len.get('Pose', 48))
@@ -237,32 +284,126 @@ def recipe_from_config(cfg: Any, size: str = 'tiny', batch_size: int = 4,
     scaling = float((target or {}).get('scaling', 0.25))
     crop = _crop(train) or _crop(test) or 224
     test_sampler = step_of(test, ('MMUniformSampleFrames',)) or {}
-    head = cfg.model.get('cls_head') or {}
     heat, heat_source, heat_assumed = heatmap_channels(target, cfg.model.get('backbone'))
     rgb, rgb_source, rgb_assumed = rgb_channels(cfg)
-    recipe = BatchRecipe(
+    return BatchRecipe(
         rgb_frames=rgb_frames,
         pose_frames=pose_frames,
         crop=crop,
         heatmap=int(round(crop * scaling)),
         heatmap_channels=heat,
         views=views or int(test_sampler.get('num_clips', 1)),
-        batch_size=batch_size,
-        num_classes=int(head.get('num_classes', 60)),
-        seed=seed,
-        size=size,
-        label_api=label_api,
         rgb_channels=rgb,
         sources=(f'heat-map channels {heat} from {heat_source}',
                  f'RGB channels {rgb} from {rgb_source}'),
         assumed=tuple(note for note in (heat_assumed, rgb_assumed) if note),
+        **common,
     )
-    validate_recipe(recipe, cfg)
-    if size == 'tiny':
-        recipe = shrink(recipe)
-    elif size != 'ntu':
-        raise SizeError(f'--size must be tiny or ntu, but got {size!r}')
-    return recipe
+
+
+#: Samplers of one clip length (``clip_len`` an int), as MMAction2 names them.
+SAMPLERS = ('SampleFrames', 'UniformSampleFrames', 'DenseSampleFrames', 'UniformSample')
+#: What is assumed for a one-stream kind where neither the config nor a signature says.
+DEFAULT_CLIP_LEN = 8
+DEFAULT_CROP = 224
+DEFAULT_JOINTS = DEFAULT_KEYPOINTS
+
+
+class _Sizes:
+    """Sizes read for one recipe, each with where it came from or what was assumed."""
+
+    def __init__(self) -> None:
+        self.sources: list[str] = []
+        self.assumed: list[str] = []
+
+    def take(self, what: str, found: tuple[Any, str] | None, default: int) -> int:
+        """``found`` = (value, source) when the config (or a signature) says, else ``default``,
+        which is listed as assumed."""
+        if found is not None and found[0] is not None:
+            self.sources.append(f'{what} {int(found[0])} from {found[1]}')
+            return int(found[0])
+        self.assumed.append(f'{what} {default}: the config does not say')
+        return default
+
+
+def _config_value(entry: Any, name: str, where: str) -> tuple[Any, str] | None:
+    """``entry[name]`` where the config writes it, else the default of the class registered as
+    ``entry.type``; None when neither says."""
+    if not isinstance(entry, dict):
+        return None
+    if entry.get(name) is not None:
+        return entry[name], f'{where}.{name}'
+    default = signature_default(entry.get('type'), name)
+    if default is not None:
+        return default, f'{entry.get("type")}\'s default {name}'
+    return None
+
+
+def _single_recipe(cfg: Any, kind: InputKind, train: list[dict], test: list[dict],
+                   views: int | None, common: dict[str, Any]) -> BatchRecipe:
+    """One tensor per sample: RGB segments or clips, heat maps, or skeletons."""
+    backbone = cfg.model.get('backbone') or {}
+    sizes = _Sizes()
+    sampler = step_of(train, SAMPLERS) or {}
+    name = str(sampler.get('type', 'the sampler'))
+    clip_len = sizes.take('clip length', (sampler.get('clip_len'), f'{name}.clip_len')
+                          if sampler else None, DEFAULT_CLIP_LEN)
+    clips = int(sampler.get('num_clips', 1))
+    test_sampler = step_of(test, SAMPLERS) or {}
+    test_clips = int(test_sampler.get('num_clips', 1))
+    frames, test_views = clip_len, test_clips
+    if kind.name == 'NCHW':
+        # Segments are the clip frames of all clips a sample carries; a test pipeline with
+        # more folds them into views of that many (TSM: 8 segments a view).
+        frames = clip_len * clips
+        test_frames = int(test_sampler.get('clip_len', clip_len)) * test_clips
+        test_views = test_frames // frames if test_frames % frames == 0 else 1
+        sizes.sources.append(f'segments {frames} from {name} clip_len x num_clips')
+    stream = kind.streams[0]
+    crop = _crop(train) or _crop(test)
+    fields: dict[str, Any] = dict(rgb_frames=0, pose_frames=0, crop=0, heatmap=0,
+                                  heatmap_channels=0, rgb_channels=0)
+    if stream == 'rgb':
+        fields.update(rgb_frames=frames, rgb_channels=sizes.take(
+            'RGB channels', _config_value(backbone, 'in_channels', 'backbone')
+            or _mean_channels(cfg), DEFAULT_RGB_CHANNELS),
+            crop=sizes.take('crop', (crop, 'the pipelines\' Resize/CenterCrop') if crop else None,
+                            DEFAULT_CROP))
+    elif stream == 'pose':
+        target = step_of(train, ('GeneratePoseTarget',))
+        counted = heatmap_channels(target, {}) if target is not None else None
+        channels = sizes.take('heat-map channels', (
+            _config_value(backbone, 'in_channels', 'backbone')
+            or (counted[:2] if counted and counted[1] != 'assumed' else None)), DEFAULT_KEYPOINTS)
+        side = sizes.take('crop', (crop, 'the pipelines\' Resize/CenterCrop') if crop else None,
+                          DEFAULT_CROP)
+        scaling = _config_value({**(target or {}), 'type': 'GeneratePoseTarget'}, 'scaling',
+                                'GeneratePoseTarget') if target else None
+        factor = float(scaling[0]) if scaling else 1.0
+        fields.update(pose_frames=frames, heatmap_channels=channels, crop=side,
+                      heatmap=int(round(side * factor)))
+    else:
+        gcn = step_of(train, ('FormatGCNInput',)) or {}
+        fields.update(
+            pose_frames=frames,
+            persons=sizes.take('persons', _config_value({**gcn, 'type': 'FormatGCNInput'},
+                                                        'num_person', 'FormatGCNInput'), 2),
+            joints=sizes.take('joints', (graph_joints(backbone.get('graph_cfg')),
+                                         'backbone.graph_cfg.layout'), DEFAULT_JOINTS),
+            coords=sizes.take('coordinates', _config_value(backbone, 'in_channels', 'backbone'),
+                              3))
+    return BatchRecipe(views=views or test_views, keep_time=not kind.shrink_time,
+                       sources=tuple(sizes.sources), assumed=tuple(sizes.assumed),
+                       **fields, **common)
+
+
+def _mean_channels(cfg: Any) -> tuple[int, str] | None:
+    """Channels the data preprocessor normalises (the length of its ``mean``), if it says."""
+    preprocessor = cfg.model.get('data_preprocessor') or {}
+    mean = preprocessor.get('mean') if isinstance(preprocessor, dict) else None
+    if isinstance(mean, (list, tuple)) and mean:
+        return len(mean), 'data_preprocessor mean'
+    return None
 
 
 def validate_recipe(recipe: BatchRecipe, cfg: Any) -> None:
@@ -289,16 +430,26 @@ def validate_recipe(recipe: BatchRecipe, cfg: Any) -> None:
 def shrink(recipe: BatchRecipe, keep_time: bool | None = None) -> BatchRecipe:
     """The ``tiny`` variant: same channels and ratios, few frames, small crops.
 
-    With ``keep_time`` (default: the recipe's own ``keep_time``) the clip
-    lengths stay as they are and only space shrinks. Shrinking a tiny recipe
-    again changes nothing.
+    With ``keep_time`` (default: the recipe's own ``keep_time``, always set for
+    a kind whose frames are part of the model, ``NCHW``'s segments) the clip
+    lengths stay as they are and only space shrinks. Persons, joints and
+    coordinates never shrink. Shrinking a tiny recipe again changes nothing.
     """
     keep_time = recipe.keep_time if keep_time is None else keep_time
-    ratio = recipe.pose_frames // recipe.rgb_frames
-    rgb_frames = recipe.rgb_frames if keep_time else min(recipe.rgb_frames, TINY_RGB_FRAMES)
     crop = min(recipe.crop, TINY_CROP)
-    return replace(recipe, rgb_frames=rgb_frames, pose_frames=rgb_frames * ratio,
-                   crop=crop, heatmap=crop * recipe.heatmap // recipe.crop, keep_time=keep_time)
+    heatmap = crop * recipe.heatmap // recipe.crop if recipe.crop else 0
+    if recipe.input_kind.packed:
+        ratio = recipe.pose_frames // recipe.rgb_frames
+        rgb_frames = recipe.rgb_frames if keep_time else min(recipe.rgb_frames, TINY_RGB_FRAMES)
+        return replace(recipe, rgb_frames=rgb_frames, pose_frames=rgb_frames * ratio,
+                       crop=crop, heatmap=heatmap, keep_time=keep_time)
+
+    def frames(count: int) -> int:
+        return count if keep_time else min(count, TINY_RGB_FRAMES)
+
+    return replace(recipe, rgb_frames=frames(recipe.rgb_frames),
+                   pose_frames=frames(recipe.pose_frames), crop=crop, heatmap=heatmap,
+                   keep_time=keep_time)
 
 
 def value_recipe(recipe: BatchRecipe) -> BatchRecipe:
@@ -308,17 +459,31 @@ def value_recipe(recipe: BatchRecipe) -> BatchRecipe:
     return recipe if recipe.size != 'ntu' else shrink(recipe, keep_time=True)
 
 
-def pass_sizes(recipe: BatchRecipe) -> dict[str, str]:
-    """What each kind of pass runs at, in words (``RGB CxTxHxW  pose CxTxHxW``), by kind."""
-    def sizes(r: BatchRecipe) -> str:
-        return (f'RGB {r.rgb_channels}x{r.rgb_frames}x{r.crop}x{r.crop}  pose '
-                f'{r.heatmap_channels}x{r.pose_frames}x{r.heatmap}x{r.heatmap}')
+def describe(recipe: BatchRecipe, views: int = 1) -> str:
+    """One sample's inputs in words: ``RGB 3x8x64x64  pose 17x32x16x16`` for the multimodal
+    kind (as the EPAM header always said), else the recognizer, the kind and the shape
+    (``Recognizer2D NCHW 8x3x64x64``)."""
+    shapes = recipe.shapes(views)
+    if recipe.input_kind.packed:
+        return '  '.join(f'{_STREAM_WORDS[stream]} {"x".join(map(str, shapes[key][1:]))}'
+                         for key, stream in zip(recipe.input_kind.keys,
+                                                recipe.input_kind.streams))
+    (shape,) = shapes.values()
+    dims = shape if recipe.kind == 'NCHW' else shape[1:]
+    return ' '.join(part for part in (recipe.recognizer, recipe.kind,
+                                      'x'.join(map(str, dims))) if part)
 
+
+_STREAM_WORDS = {'rgb': 'RGB', 'pose': 'pose', 'keypoint': 'skeletons'}
+
+
+def pass_sizes(recipe: BatchRecipe) -> dict[str, str]:
+    """What each kind of pass runs at, in words (:func:`describe`), by kind of pass."""
     values = value_recipe(recipe)
     if values == recipe:
-        return {'every pass': sizes(recipe)}
-    return {'shape passes (structure, on the meta device)': sizes(recipe),
-            'value passes and the memory estimate': sizes(values)}
+        return {'every pass': describe(recipe)}
+    return {'shape passes (structure, on the meta device)': describe(recipe),
+            'value passes and the memory estimate': describe(values)}
 
 
 def synthetic_labels(count: int, num_classes: int) -> list[int]:
@@ -345,37 +510,59 @@ def make_data_sample(label: int, label_api: str = 'gt_label') -> Any:
     return sample
 
 
+#: The range synthetic values of each stream lie in, before the data preprocessor: pixels,
+#: heat-map intensities, key-point coordinates as ``PreNormalize2D`` leaves them.
+VALUE_RANGES = {'rgb': (0.0, 255.0), 'pose': (0.0, 1.0), 'keypoint': (-1.0, 1.0)}
+
+
 def make_batch(recipe: BatchRecipe, *, views: int = 1, labels: list[int] | None = None,
                label_api: str | None = None, meta: bool = False) -> dict[str, Any]:
     """A collated batch as a dataloader would hand it to ``data_preprocessor``.
 
-    Pixel values lie in [0, 255] (before normalisation), heat maps in [0, 1].
-    The same recipe and labels always give the same tensors. With ``meta``
-    the tensors are shapes only (PyTorch's ``meta`` device), for passes that
-    need no values.
+    ``inputs`` is a list of per-sample tensors (shapes: ``recipe.shapes(views)``)
+    for a one-key kind, a dict of such lists by key for the multimodal kind.
+    Values lie in each stream's :data:`VALUE_RANGES` (pixels in [0, 255], heat
+    maps in [0, 1], coordinates in [-1, 1]). The same recipe and labels always
+    give the same tensors. With ``meta`` the tensors are shapes only
+    (PyTorch's ``meta`` device), for passes that need no values.
     """
     labels = synthetic_labels(recipe.batch_size, recipe.num_classes) if labels is None else labels
     generator = torch.Generator().manual_seed(recipe.seed)
+    kind = recipe.input_kind
     shapes = recipe.shapes(views)
-    imgs, heatmaps = [], []
+    tensors: dict[str, list[torch.Tensor]] = {key: [] for key in kind.keys}
     for _ in labels:
-        if meta:
-            imgs.append(torch.empty(shapes['imgs'], device='meta'))
-            heatmaps.append(torch.empty(shapes['heatmap_imgs'], device='meta'))
-            continue
-        imgs.append(torch.rand(shapes['imgs'], generator=generator) * 255)
-        heatmaps.append(torch.rand(shapes['heatmap_imgs'], generator=generator))
+        for key, stream in zip(kind.keys, kind.streams):
+            if meta:
+                tensors[key].append(torch.empty(shapes[key], device='meta'))
+                continue
+            low, high = VALUE_RANGES[stream]
+            tensors[key].append(torch.rand(shapes[key], generator=generator) * (high - low) + low)
     api = label_api or recipe.label_api
     return {
-        'inputs': {'imgs': imgs, 'heatmap_imgs': heatmaps},
+        'inputs': tensors if kind.packed else tensors[kind.keys[0]],
         'data_samples': [make_data_sample(label, api) for label in labels],
     }
 
 
+def input_lists(batch: dict[str, Any]) -> dict[str, list[Any]]:
+    """The batch's per-sample tensors by key: the multimodal dict as it is, one-tensor inputs
+    under ``'inputs'``."""
+    inputs = batch['inputs']
+    return dict(inputs) if isinstance(inputs, dict) else {'inputs': list(inputs)}
+
+
+def _map_inputs(inputs: Any, pick: Any) -> Any:
+    """``pick`` applied to each list of per-sample tensors, keeping the container's form."""
+    if isinstance(inputs, dict):
+        return {key: pick(values) for key, values in inputs.items()}
+    return pick(inputs)
+
+
 def select(batch: dict[str, Any], order: list[int]) -> dict[str, Any]:
-    """The samples of ``batch`` at ``order`` (a permutation or a sub-batch)."""
+    """The samples of ``batch`` at ``order`` (a permutation or a sub-batch), any kind."""
     return {
-        'inputs': {key: [values[i] for i in order] for key, values in batch['inputs'].items()},
+        'inputs': _map_inputs(batch['inputs'], lambda values: [values[i] for i in order]),
         'data_samples': [batch['data_samples'][i] for i in order],
     }
 
@@ -387,7 +574,7 @@ def preprocess(model: Any, batch: dict[str, Any], training: bool) -> dict[str, A
     call gets new ones and the synthetic batch stays reusable.
     """
     fresh = {
-        'inputs': {key: list(values) for key, values in batch['inputs'].items()},
+        'inputs': _map_inputs(batch['inputs'], list),
         'data_samples': [sample.clone() for sample in batch['data_samples']],
     }
     return model.data_preprocessor(fresh, training)

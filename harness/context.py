@@ -20,7 +20,7 @@ from mmengine.config import Config
 from torch import nn
 
 from . import state
-from .batch import BatchRecipe, recipe_from_config, shrink
+from .batch import BatchRecipe, describe, recipe_from_config, shrink
 from .compat import ensure_mmaction_models_importable, mmaction_root, mmaction_version
 from .diagnosis import (
     ModelDefectError,  # noqa: F401  (raised by build_model; part of this API)
@@ -265,11 +265,13 @@ def build_model(cfg: Config, device: torch.device) -> nn.Module:
         raise diagnose(exc, doing) from exc
 
 
-def label_hierarchy(cfg: Config, option: str | None = None) -> Hierarchy:
+def label_hierarchy(cfg: Config, option: str | None = None) -> Hierarchy | None:
     """The guard's own fine->coarse mapping (CONTRACT §5), never the model's helper.
 
     From ``--hierarchy``, the config's guard-only ``epam_guard.hierarchy``,
-    ``model.hierarchy``, else NTU-60's (see :mod:`epam_guard.referee`).
+    ``model.hierarchy``, else NTU-60's for a head with coarse classes; None for
+    a model that has no coarse classes and is given no hierarchy (see
+    :mod:`epam_guard.referee`).
     """
     return build_hierarchy(cfg, option)
 
@@ -289,7 +291,8 @@ class GuardContext:
     model: nn.Module
     device: torch.device
     recipe: BatchRecipe
-    hierarchy: Hierarchy
+    #: The guard's fine->coarse mapping; None for a model with no coarse classes.
+    hierarchy: Hierarchy | None
     timings: dict[str, float] = field(default_factory=dict)
     #: Why the recipe differs from what ``--size`` asked for (printed by the CLI), or None.
     size_note: str | None = None
@@ -303,6 +306,20 @@ class GuardContext:
     #: Told when a check's own processes move on (the ddp ranks); a supervised run's clock
     #: restarts on it. None: nobody listens.
     progress: Callable[[str], None] | None = field(default=None, repr=False)
+
+    def require_hierarchy(self) -> Hierarchy:
+        """The hierarchy, for a check whose rules are about coarse classes.
+
+        Raises:
+            ConfigError: the model has none (its head predicts no coarse classes and
+                none was given), in one line.
+        """
+        if self.hierarchy is None:
+            raise ConfigError(
+                'this check compares coarse classes, but the model has no hierarchy: its head '
+                'predicts no coarse classes (cls_head.num_coarse_classes) and none was given '
+                '(--hierarchy, epam_guard.hierarchy, model.hierarchy)')
+        return self.hierarchy
 
     def fresh_model(self) -> nn.Module:
         """A new model from the same config and seed."""
@@ -419,6 +436,17 @@ def _gist(error: str | None) -> str | None:
     return None if error is None else re.sub(r'\d+', '#', error)
 
 
+def _frames(recipe: BatchRecipe) -> str:
+    """The clip lengths a note names: RGB and pose frames (multimodal), else the sample."""
+    if recipe.input_kind.packed:
+        return f'{recipe.rgb_frames} RGB / {recipe.pose_frames} pose frames'
+    return describe(recipe)
+
+
+def _crops(recipe: BatchRecipe) -> str:
+    return f' and {recipe.crop}x{recipe.crop} crops' if recipe.input_kind.packed else ''
+
+
 def fit_clip_lengths(ctx: GuardContext) -> None:
     """Keep the config's clip lengths when the model fails at tiny ones with a shape error
     that disappears at its own.
@@ -451,11 +479,9 @@ def fit_clip_lengths(ctx: GuardContext) -> None:
             ctx.recipe = tiny  # not a matter of clip lengths: the checks say what
             return
         ctx.size_note = (
-            f'at --size tiny ({tiny.rgb_frames} RGB / {tiny.pose_frames} pose frames) the '
-            f'model fails ({failed.error}) where the config\'s clip lengths '
-            f'{"work" if again.error is None else "do not fail that way"}: checking with '
-            f'{timed.rgb_frames} RGB / {timed.pose_frames} pose frames and '
-            f'{timed.crop}x{timed.crop} crops (space shrunk only)')
+            f'at --size tiny ({_frames(tiny)}) the model fails ({failed.error}) where the '
+            f'config\'s clip lengths {"work" if again.error is None else "do not fail that way"}: '
+            f'checking with {_frames(timed)}{_crops(timed)} (space shrunk only)')
     finally:
         state.restore(ctx.model, saved)
         ctx.model.zero_grad(set_to_none=True)

@@ -102,6 +102,9 @@ def _from_pipeline(pipeline: list[dict]) -> tuple[str, str] | None:
 
 
 def _from_preprocessor(preprocessor: Any) -> tuple[str, str] | None:
+    """The kind the config's data preprocessor takes: a multimodal one, else its
+    ``format_shape`` as written or as its class defaults it (``ActionDataPreprocessor``:
+    ``NCHW``)."""
     if not isinstance(preprocessor, dict):
         return None
     if preprocessor.get('type') in MULTIMODAL_PREPROCESSORS:
@@ -109,6 +112,9 @@ def _from_preprocessor(preprocessor: Any) -> tuple[str, str] | None:
     shape = preprocessor.get('format_shape')
     if shape in KINDS:
         return str(shape), f'data_preprocessor format_shape={shape!r}'
+    shape = signature_default(preprocessor.get('type'), 'format_shape')
+    if shape in KINDS:
+        return str(shape), f'{preprocessor["type"]}\'s default format_shape={shape!r}'
     return None
 
 
@@ -120,11 +126,23 @@ def _from_recognizer(recognizer: Any) -> tuple[str, str] | None:
 
 
 def kind_of(cfg: Any, train: list[dict]) -> Decision:
-    """The input kind ``cfg`` means: its train pipeline's formatting (``train``), else its data
-    preprocessor, else its recognizer's type, else :data:`DEFAULT_KIND` (assumed)."""
+    """The input kind the model of ``cfg`` takes: its data preprocessor's, else what its train
+    pipeline (``train``) formats, else its recognizer's type's, else :data:`DEFAULT_KIND`
+    (assumed).
+
+    The model's side comes first, so a pipeline formatting for another kind is a
+    finding of ``pipe_shapes``, not a new kind; where the pipeline names a kind of
+    the same layout more closely (``NCTHW_Heatmap`` for a preprocessor's
+    ``NCTHW``), its name is taken.
+    """
     model = cfg.model
-    found = (_from_pipeline(train) or _from_preprocessor(model.get('data_preprocessor'))
+    by_pipeline = _from_pipeline(train)
+    found = (_from_preprocessor(model.get('data_preprocessor')) or by_pipeline
              or _from_recognizer(model.get('type')))
+    if found is not None and by_pipeline is not None and found != by_pipeline:
+        ours, theirs = KINDS[found[0]], KINDS[by_pipeline[0]]
+        if (ours.keys, ours.axes) == (theirs.keys, theirs.axes):
+            found = by_pipeline
     if found is not None:
         return Decision(KINDS[found[0]], found[1])
     return Decision(KINDS[DEFAULT_KIND], 'assumed', (
@@ -133,13 +151,18 @@ def kind_of(cfg: Any, train: list[dict]) -> Decision:
 
 
 def signature_default(registry_type: Any, name: str) -> Any:
-    """The default of ``name`` in the ``__init__`` of the model registered as
+    """The default of ``name`` in the ``__init__`` of the model or transform registered as
     ``registry_type`` (None when it is not registered or takes no such argument)."""
     import inspect
 
-    from mmaction.registry import MODELS
+    from .compat import ensure_mmaction_models_importable
 
-    cls = MODELS.get(registry_type) if isinstance(registry_type, str) else None
+    ensure_mmaction_models_importable()  # the registries import the wheel's models on lookup
+    from mmaction.registry import MODELS, TRANSFORMS
+
+    cls = None
+    if isinstance(registry_type, str):
+        cls = MODELS.get(registry_type) or TRANSFORMS.get(registry_type)
     if cls is None:
         return None
     parameter = inspect.signature(cls.__init__).parameters.get(name)

@@ -10,13 +10,14 @@ out-of-memory kill in the middle of a check.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
 import torch
 from torch import nn
 
-from .batch import BatchRecipe, make_batch, preprocess, shrink
+from .batch import BatchRecipe, describe, make_batch, preprocess, shrink
 from .errors import SizeError
 
 #: Share of the free memory a run may plan to use (the rest: the model, the allocator, the OS).
@@ -24,8 +25,8 @@ USABLE = 0.8
 
 
 def _volume(recipe: BatchRecipe) -> int:
-    return (3 * recipe.rgb_frames * recipe.crop ** 2
-            + recipe.heatmap_channels * recipe.pose_frames * recipe.heatmap ** 2)
+    """Input elements of one sample of one view, over every packed key (any kind)."""
+    return sum(math.prod(shape) for shape in recipe.shapes(1).values())
 
 
 def bytes_per_sample(model: nn.Module, recipe: BatchRecipe) -> int:
@@ -100,6 +101,14 @@ def check_batch_fits(ctx: Any) -> None:
            'not even one sample fits: use --size tiny')
     raise SizeError(
         f'--batch-size {recipe.batch_size} needs about {clips * per_clip / 2**30:.1f} GiB for '
-        f'one training step ({per_clip / 2**20:.0f} MiB a sample at {recipe.rgb_frames}x'
-        f'{recipe.crop}x{recipe.crop}, measured), but {device.type} has '
+        f'one training step ({per_clip / 2**20:.0f} MiB a sample at {_at(recipe)}, '
+        f'measured), but {device.type} has '
         f'{free / 2**30:.1f} GiB free: {fix}')
+
+
+def _at(recipe: BatchRecipe) -> str:
+    """The size a sample is estimated at: ``16x224x224`` (the RGB clip) for the multimodal
+    kind, as the message always said; the kind and its shape for the others."""
+    if recipe.input_kind.packed:
+        return f'{recipe.rgb_frames}x{recipe.crop}x{recipe.crop}'
+    return describe(recipe)

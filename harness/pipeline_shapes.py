@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .batch import heatmap_channels, pipeline_of, step_of
+from .kinds import signature_default
 
 #: Key points of the NTU-60 2-D annotations (COCO-17), which ``GeneratePoseTarget``
 #: turns into one heat map each: the data decides this, not the config.
@@ -42,16 +43,25 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                            'scaling': 1.0},
     'FormatShape': {'collapse': False},
     'PackActionInputs': {'collect_keys': None},
+    'GenSkeFeat': {'dataset': 'nturgb+d', 'feats': ['j']},
+    'FormatGCNInput': {'num_person': 2},
 }
 SAMPLERS = ('MMUniformSampleFrames', 'UniformSampleFrames', 'SampleFrames')
 #: Transforms that read videos (``imgs``) or skeletons (``keypoint``) but change no size.
 VIDEO_DECODERS = ('DecordDecode', 'OpenCVDecode', 'PyAVDecode', 'PIMSDecode', 'RawFrameDecode')
 UNCHANGED = ('DecordInit', 'OpenCVInit', 'PyAVInit', 'PIMSInit', 'DecompressPose', 'Flip',
-             'ColorJitter', 'RandomErasing')
+             'ColorJitter', 'RandomErasing', 'PreNormalize2D', 'PreNormalize3D')
+#: Coordinates ``GenSkeFeat`` gives each joint per feature (joints, bones, motions): x, y and
+#: the score of 2-D skeletons, x, y, z of 3-D ones.
+COORDS_PER_FEATURE = 3
 #: Transforms whose output size depends on the skeletons or on chance.
 UNSIZED = {'MMCompact': 'the skeletons (MMCompact)', 'PoseCompact': 'the skeletons (PoseCompact)',
            'RandomResizedCrop': 'chance (RandomResizedCrop)',
            'MultiScaleCrop': 'chance (MultiScaleCrop)'}
+#: Compacting boxes whose ``hw_ratio`` fixes the frames' aspect (their size stays the data's).
+COMPACTS = ('MMCompact', 'PoseCompact')
+#: The width a known aspect is sized at for MMCV's ``rescale_size`` (which scales by ratio).
+ASPECT_BASE = 1000.0
 #: Crops each clip is multiplied into.
 MULTI_CROPS = {'ThreeCrop': 3, 'TenCrop': 10}
 
@@ -93,10 +103,16 @@ class _State:
     size: tuple[int, int] | None = None
     #: Why ``size`` is unknown.
     sized_by: str = 'the video'
+    #: Height over width while ``size`` is unknown, where a compacting box fixes it
+    #: (``PoseCompact(hw_ratio=...)``), so a ratio-keeping resize can size the frames.
+    aspect: float | None = None
     sampled: bool = False
     keypoints: bool = False
     #: Key points per person in the skeletons (the data decides; see :func:`keypoints_of`).
     keypoint_count: int = NUM_KEYPOINTS
+    #: Joints and coordinates per joint of the skeletons, once ``GenSkeFeat`` names them.
+    joints: int | None = None
+    coords: int | None = None
     #: Arrays by key, frames first as MMAction2 keeps them until FormatShape.
     arrays: dict[str, tuple[int, ...]] = field(default_factory=dict)
     formatted: bool = False
@@ -133,7 +149,12 @@ def _resize(state: _State, step: dict[str, Any]) -> None:
     if not step['keep_ratio']:
         state.size = _pair(scale)
         return
-    height, width = state.need_size('Resize(keep_ratio=True)')
+    if state.size is not None:
+        height, width = state.size
+    elif state.aspect is not None:
+        height, width = int(state.aspect * ASPECT_BASE), int(ASPECT_BASE)
+    else:
+        return  # still the data's or chance's: a later fixed-size step may settle it
     from mmcv.image import rescale_size
 
     if isinstance(scale, (list, tuple)):
@@ -180,17 +201,28 @@ def _fold(shape: tuple[int, ...], clips: int, clip_len: int, key: str) -> tuple[
 
 
 def _format(state: _State, step: dict[str, Any], problems: list[str]) -> None:
-    if step.get('input_format') != 'NCTHW':
-        raise Stop(f"FormatShape(input_format={step.get('input_format')!r}) is not followed by "
-                   "the shape pass (the model takes 'NCTHW')")
+    """``FormatShape``: ``NCTHW`` (RGB clips, with heat maps alongside), ``NCTHW_Heatmap``
+    (heat maps in ``imgs``) or ``NCHW`` (frames as segments)."""
+    shape_format = step.get('input_format')
+    if shape_format not in ('NCTHW', 'NCTHW_Heatmap', 'NCHW'):
+        raise Stop(f'FormatShape(input_format={shape_format!r}) is not followed by the shape '
+                   "pass (it follows 'NCTHW', 'NCTHW_Heatmap' and 'NCHW')")
     if 'imgs' not in state.arrays:
         problems.append('FormatShape needs imgs, but no transform before it makes them '
                         '(MMDecode decodes the video)')
         raise Stop('FormatShape has no imgs to format')
-    frames, height, width, channels = state.arrays['imgs']
     clip = state.clip_len['RGB'] if isinstance(state.clip_len, dict) else state.clip_len
-    views = _fold(state.arrays['imgs'], state.num_clips, int(clip), 'imgs')
-    state.arrays['imgs'] = (*views, channels, int(clip), height, width)
+    if shape_format == 'NCHW':  # (frames, H, W, C) -> (frames, C, H, W): frames are segments
+        frames, height, width, channels = state.arrays['imgs']
+        state.arrays['imgs'] = (frames, channels, height, width)
+    elif shape_format == 'NCTHW_Heatmap':  # heat maps are (frames, K, H, W) already
+        frames, channels, height, width = state.arrays['imgs']
+        views = _fold(state.arrays['imgs'], state.num_clips, int(clip), 'imgs')
+        state.arrays['imgs'] = (*views, channels, int(clip), height, width)
+    else:
+        frames, height, width, channels = state.arrays['imgs']
+        views = _fold(state.arrays['imgs'], state.num_clips, int(clip), 'imgs')
+        state.arrays['imgs'] = (*views, channels, int(clip), height, width)
     if 'heatmap_imgs' in state.arrays:
         if not isinstance(state.clip_len, dict) or 'Pose' not in state.clip_len:
             problems.append(f'FormatShape formats heatmap_imgs by clip_len["Pose"], but the '
@@ -203,15 +235,39 @@ def _format(state: _State, step: dict[str, Any], problems: list[str]) -> None:
     state.formatted = True
 
 
+def _skeleton_features(state: _State, step: dict[str, Any]) -> None:
+    """``GenSkeFeat``: the dataset's skeleton layout fixes the joints (MMAction2's ``Graph``),
+    each feature (``j``, ``b``, ``jm``, ``bm``) gives three coordinates per joint."""
+    from mmaction.models.utils import Graph
+
+    state.joints = int(Graph(layout=step['dataset']).num_node)
+    state.coords = COORDS_PER_FEATURE * len(step['feats'])
+
+
+def _format_gcn(state: _State, step: dict[str, Any]) -> None:
+    """``FormatGCNInput``: skeletons -> ``(num_clips, M, clip_len, J, C)``."""
+    if not state.keypoints:
+        raise Stop('FormatGCNInput comes before any transform decodes the skeletons')
+    if state.joints is None or state.coords is None:
+        raise Stop('the joints and coordinates per joint depend on the annotations here '
+                   '(no GenSkeFeat names the skeleton layout)')
+    state.arrays['keypoint'] = (state.num_clips, int(step['num_person']),
+                                state.frames('keypoint') // state.num_clips, state.joints,
+                                state.coords)
+    state.formatted = True
+
+
 def _pack(state: _State, step: dict[str, Any], problems: list[str]
           ) -> dict[str, tuple[int, ...]] | tuple[int, ...]:
     if not state.formatted:
         raise Stop('PackActionInputs comes before FormatShape')
     keys = step['collect_keys']
-    if keys is None:
-        if 'imgs' not in state.arrays:
-            raise Stop('PackActionInputs finds no imgs to pack')
-        return state.arrays['imgs']
+    if keys is None:  # MMAction2 packs the first of these it finds
+        packed = next((key for key in ('imgs', 'heatmap_imgs', 'keypoint')
+                       if key in state.arrays), None)
+        if packed is None:
+            raise Stop('PackActionInputs finds no imgs, heatmap_imgs or keypoint to pack')
+        return state.arrays[packed]
     missing = [key for key in keys if key not in state.arrays]
     if missing:
         problems.append(f'PackActionInputs collects {", ".join(missing)}, which no transform '
@@ -239,6 +295,9 @@ def _step(state: _State, kind: str, step: dict[str, Any], problems: list[str]) -
         state.keypoints = state.keypoints or kind in ('MMDecode', 'PoseDecode')
     elif kind in UNSIZED:
         state.size, state.sized_by = None, UNSIZED[kind]
+        ratio = step.get('hw_ratio') if kind in COMPACTS else None
+        state.aspect = (float(ratio[0] if isinstance(ratio, (list, tuple)) else ratio)
+                        if ratio is not None else None)
     elif kind == 'Resize':
         _resize(state, step)
     elif kind in ('CenterCrop', *MULTI_CROPS):
@@ -252,6 +311,10 @@ def _step(state: _State, kind: str, step: dict[str, Any], problems: list[str]) -
         _heatmaps(state, step)
     elif kind == 'FormatShape':
         _format(state, step, problems)
+    elif kind == 'GenSkeFeat':
+        _skeleton_features(state, step)
+    elif kind == 'FormatGCNInput':
+        _format_gcn(state, step)
     elif kind not in UNCHANGED:
         raise Stop('unknown to the shape pass, which cannot tell what it does to shapes')
 
@@ -285,8 +348,8 @@ def _sized(inputs: dict[str, tuple[int, ...]] | tuple[int, ...], state: _State
            ) -> dict[str, tuple[int, ...]] | tuple[int, ...]:
     """Frame sizes filled in where the decoders left them open (``imgs`` take ``img_shape``)."""
     def fill(shape: tuple[int, ...]) -> tuple[int, ...]:
-        if len(shape) == 5 and shape[3:] == (0, 0):
-            return (*shape[:3], *state.need_size('PackActionInputs'))
+        if len(shape) in (4, 5) and shape[-2:] == (0, 0):  # frames sized by the decoder
+            return (*shape[:-2], *state.need_size('PackActionInputs'))
         return shape
 
     if isinstance(inputs, dict):
@@ -304,7 +367,7 @@ def keypoints_of(cfg: Any) -> int:
         return NUM_KEYPOINTS
     step = parameters(target)
     channels, _, _ = heatmap_channels(target, cfg.model.get('backbone'))
-    return max(channels // (2 if step['double'] else 1) - _limbs(step), 1)
+    return max(channels - _limbs(step), 1)
 
 
 def derive_config(cfg: Any) -> dict[str, Derived]:
@@ -312,3 +375,36 @@ def derive_config(cfg: Any) -> dict[str, Derived]:
     keypoints = keypoints_of(cfg)
     return {split: derive(pipeline_of(cfg, split), split, keypoints) for split in SPLITS
             if pipeline_of(cfg, split)}
+
+
+#: What a one-tensor kind's model fixes in each sample, by axis letter
+#: (:class:`~epam_guard.kinds.InputKind`), and the words a finding uses for it.
+FIXED_AXES = {'C': 'channels', 'J': 'joints'}
+
+
+def kind_findings(inputs: dict[str, tuple[int, ...]] | tuple[int, ...], recipe: Any,
+                  cfg: Any) -> list[str]:
+    """What is wrong with one pipeline's packed sample for a model of a one-tensor kind
+    (``recipe.kind``), in words: a dict where the model takes one tensor, another number of
+    axes (a ``FormatShape`` for another kind), other channels or joints than the model
+    declares, or (``NCHW``) segments the head cannot fold into its ``num_segments``."""
+    kind = recipe.input_kind
+    want = recipe.shapes(1)[kind.keys[0]]
+    axes = kind.axes[0]
+    if isinstance(inputs, dict):
+        return [f'PackActionInputs packs {", ".join(inputs)}, but {recipe.recognizer} takes '
+                f'one {kind.name} tensor per sample ({kind.keys[0]})']
+    if len(inputs) != len(axes):
+        return [f'the sample is {len(inputs)}-D ({"x".join(map(str, inputs))}), but '
+                f'{recipe.recognizer} takes {kind.name} samples of {len(axes)} axes ({axes}): '
+                'the pipeline formats for another kind of model (FormatShape input_format, '
+                'FormatGCNInput)']
+    problems = [f'{inputs[i]} {FIXED_AXES[letter]} per {kind.keys[0]} ({axes} '
+                f'{"x".join(map(str, inputs))}), but the model takes {want[i]}'
+                for i, letter in enumerate(axes) if letter in FIXED_AXES and inputs[i] != want[i]]
+    head = cfg.model.get('cls_head') or {}
+    segments = head.get('num_segments', signature_default(head.get('type'), 'num_segments'))
+    if 'S' in axes and isinstance(segments, int) and inputs[0] % segments:
+        problems.append(f'{inputs[0]} segments per sample, which cls_head.num_segments '
+                        f'{segments} does not divide: the head folds them by {segments}')
+    return problems

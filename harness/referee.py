@@ -9,7 +9,12 @@ agree with itself), so it builds its own, from the first of:
    never passed to the model, so a fork whose recognizer takes no
    ``hierarchy`` argument can still declare one);
 3. the model's own config entry ``model.hierarchy``;
-4. the NTU-60 grouping (this module's own copy of the table).
+4. the NTU-60 grouping (this module's own copy of the table), for a head that
+   predicts coarse classes (``num_coarse_classes``).
+
+A model whose head predicts no coarse classes and whose config gives no
+hierarchy has none: :func:`build_hierarchy` returns None, and its labels are
+the fine labels alone.
 
 A ``SPEC`` is, in one clear format, **a list ``coarse_of_fine`` of length
 ``num_classes``**: entry ``f`` is the coarse class of fine label ``f``, and the
@@ -185,8 +190,15 @@ def num_classes_of(cfg: Any) -> int:
     return int(head.get('num_classes', NTU60_CLASSES))
 
 
-def build_hierarchy(cfg: Any, option: str | None = None) -> Hierarchy:
-    """The referee mapping from ``--hierarchy``, the guard key, ``model.hierarchy`` or NTU-60.
+def needs_hierarchy(cfg: Any) -> bool:
+    """Whether the model predicts coarse classes (its head declares ``num_coarse_classes``)."""
+    head = cfg.model.get('cls_head') or {}
+    return isinstance(head, Mapping) and head.get('num_coarse_classes') is not None
+
+
+def build_hierarchy(cfg: Any, option: str | None = None) -> Hierarchy | None:
+    """The referee mapping from ``--hierarchy``, the guard key, ``model.hierarchy`` or NTU-60;
+    None when none is given and the head predicts no coarse classes.
 
     Raises:
         ConfigError: one line naming the source and what is wrong with it.
@@ -198,6 +210,8 @@ def build_hierarchy(cfg: Any, option: str | None = None) -> Hierarchy:
         spec, source = guard_options(cfg)['hierarchy'], f'config {GUARD_KEY}.hierarchy'
     elif cfg.model.get('hierarchy') is not None:
         spec, source = cfg.model.get('hierarchy'), 'config model.hierarchy'
+    elif not needs_hierarchy(cfg):
+        return None
     else:
         if num_classes != NTU60_CLASSES:
             raise ConfigError(

@@ -120,7 +120,7 @@ def same_labels(found: Any, expected: torch.Tensor) -> bool:
 def coarse_of(ctx: GuardContext, fine: torch.Tensor) -> torch.Tensor:
     """``hierarchy(fine)`` with the guard's own hierarchy (``ctx.hierarchy``: ``--hierarchy``
     or the config), never with the model's: the referee is not the code under test."""
-    return ctx.hierarchy(fine.cpu()).long()
+    return ctx.require_hierarchy()(fine.cpu()).long()
 
 
 def integer_targets(call: Any, count: int) -> list[tuple[str, torch.Tensor]]:

@@ -209,7 +209,7 @@ def check(ctx: GuardContext) -> CheckResult:
     """A fresh model keeps its parameters and buffers through its first passes; its
     class-indexed state changes at the batch's classes only, and only in training."""
     ctx = value_context(ctx)  # neither depends on the crop; clip lengths are kept
-    hierarchy = ctx.hierarchy
+    hierarchy = ctx.require_hierarchy()
     model = ctx.fresh_model()
     built = len(signature(model))
     rows = (hierarchy.num_classes, hierarchy.num_coarse_classes)

@@ -23,7 +23,7 @@ import torch
 from ..context import GuardContext
 from ..contract import Rule
 from ..describe import short
-from ..pipeline_shapes import SPLITS, derive_config
+from ..pipeline_shapes import SPLITS, derive_config, kind_findings
 from ..result import CheckResult, Finding, Status
 from .common import finish
 from .pipeline import expectations, sample_findings
@@ -41,8 +41,12 @@ def _dims(shape: tuple[int, ...]) -> str:
 
 
 def check(ctx: GuardContext) -> CheckResult:
-    """The shapes each pipeline's parameters give are what the model takes."""
-    expect = expectations(ctx)
+    """The shapes each pipeline's parameters give are what the model takes: by the ``pipeline``
+    check's rules for the multimodal kind, by :func:`~epam_guard.pipeline_shapes.kind_findings`
+    for a one-tensor kind (``Recognizer2D``, ``Recognizer3D``, ``RecognizerGCN``)."""
+    packed = ctx.recipe.input_kind.packed
+    expect = expectations(ctx) if packed else {'kind': ctx.recipe.kind,
+                                               'sample': ctx.recipe.shapes(1)}
     findings: list[Finding] = []
     splits: dict[str, dict[str, Any]] = {}
     derived = derive_config(ctx.cfg)
@@ -56,7 +60,8 @@ def check(ctx: GuardContext) -> CheckResult:
         seen: dict[str, Any] = {}
         if found.inputs is not None:
             inputs = _placeholders(found.inputs)
-            problems += sample_findings(inputs, found.pipeline, expect)
+            problems += (sample_findings(inputs, found.pipeline, expect) if packed
+                         else kind_findings(found.inputs, ctx.recipe, ctx.cfg))
             seen['sample'] = ({key: short(value) for key, value in inputs.items()}
                               if isinstance(inputs, dict) else short(inputs))
             judged.append(split)
@@ -81,6 +86,8 @@ def _sizes(derived: dict[str, Any], judged: list[str]) -> str:
     clips = {tuple((key, shape[1:]) for key, shape in derived[split].inputs.items())
              for split in judged if isinstance(derived[split].inputs, dict)}
     views = ', '.join(f'{split} {_views(derived[split].inputs)}' for split in judged)
+    if not clips:  # one tensor per sample: its shape per split
+        return '; '.join(f'{split} {_dims(derived[split].inputs)}' for split in judged)
     if len(clips) != 1:
         return f'views {views}'
     per_view = ', '.join(f'{key} {_dims(shape)}' for key, shape in clips.pop())

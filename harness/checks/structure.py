@@ -134,7 +134,7 @@ def check_head(ctx: GuardContext, loss: Pass, predict: Pass,
                findings: list[Finding]) -> dict[str, Any]:
     """Head scores (train/eval), loss keys and prediction fields (CONTRACT §4)."""
     described: dict[str, Any] = {}
-    num_classes, num_coarse = ctx.recipe.num_classes, ctx.hierarchy.num_coarse_classes
+    num_classes, num_coarse = ctx.recipe.num_classes, ctx.require_hierarchy().num_coarse_classes
     widths = {key: num_classes if key in FINE_SCORE_KEYS else num_coarse for key in SCORE_KEYS}
     for run, phase in ((loss, 'train'), (predict, 'eval')):
         calls = run.recorder.of('cls_head', 'forward')

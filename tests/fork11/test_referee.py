@@ -17,8 +17,11 @@ REFERENCE_TABLE = Path(__file__).resolve().parents[2] / 'epam' / 'hierarchy.py'
 SIX = [0, 0, 1, 1, 1, 2]
 
 
-def config(classes: int = 60, model: dict[str, Any] | None = None, **top: Any) -> Config:
-    head = dict(cls_head=dict(num_classes=classes))
+def config(classes: int = 60, model: dict[str, Any] | None = None, coarse: int | None = 8,
+           **top: Any) -> Config:
+    """A model config whose head predicts ``classes`` fine and ``coarse`` coarse classes
+    (None: a head with no coarse classes, as MMAction2's own heads)."""
+    head = dict(cls_head=dict(num_classes=classes, num_coarse_classes=coarse))
     return Config(dict(model={**head, **(model or {})}, **top))
 
 
@@ -87,6 +90,14 @@ def test_a_bad_hierarchy_is_one_line_naming_its_source(spec, message):
 def test_no_hierarchy_for_a_head_that_is_not_ntu60_is_refused():
     with pytest.raises(ConfigError, match='NTU-60 default does not apply; pass --hierarchy'):
         build_hierarchy(config(classes=6))
+
+
+@pytest.mark.parametrize('classes', [60, 400])
+def test_a_head_without_coarse_classes_given_no_hierarchy_has_none(classes: int):
+    """TSN's 400 Kinetics classes (and PoseC3D's 60) need no grouping: no NTU-60 default."""
+    assert build_hierarchy(config(classes=classes, coarse=None)) is None
+    given = build_hierarchy(config(classes=6, coarse=None), json.dumps(SIX))
+    assert given is not None and given.num_coarse_classes == 3  # asked for: built
 
 
 def test_labels_outside_the_mapping_are_refused():

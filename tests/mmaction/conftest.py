@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from mmaction_configs import IDS, MMActionConfig, mmaction_config as _config
+from mmaction_configs import IDS, MMActionConfig
+from mmaction_configs import mmaction_config as _config
 
 
 @pytest.fixture(params=IDS)
@@ -24,5 +25,5 @@ def mmaction_settings(mmaction_config: MMActionConfig) -> Any:
     """``GuardSettings`` for ``mmaction_config``: weights off, tiny, batch 2, CPU."""
     from epam_guard.context import GuardSettings
 
-    return GuardSettings(config=mmaction_config.path, cfg_options=dict(mmaction_config.cfg_options),
-                         batch_size=2)
+    return GuardSettings(config=mmaction_config.path,
+                         cfg_options=dict(mmaction_config.cfg_options), batch_size=2)

@@ -8,7 +8,9 @@ Weights are turned off the way a user would on the command line:
 ``load_from=None`` always, and ``model.backbone.pretrained=None`` only where
 the config (with its ``_base_`` files) names a URL there. STGCN's backbone
 takes no ``pretrained`` at all, and SlowOnly's Kinetics config already sets
-it to None over its base, so neither gets it.
+it to None over its base, so neither gets it. A backbone that loads 2-D
+weights whatever ``pretrained`` says (``ResNetTSM``'s ``pretrained2d``, True
+by default) also gets ``pretrained2d=False``.
 """
 from __future__ import annotations
 
@@ -60,7 +62,7 @@ class MMActionConfig:
         return ['--cfg-options', *(f'{key}={value}' for key, value in self.cfg_options.items())]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def mmaction_config(config_id: str) -> MMActionConfig:
     """The shipped config ``config_id`` (one of :data:`IDS`), weights off as derived from it."""
     if config_id not in CONFIGS:
@@ -74,4 +76,20 @@ def mmaction_config(config_id: str) -> MMActionConfig:
     options: dict[str, Any] = {'load_from': None}
     if _names_url(backbone.get('pretrained')):
         options['model.backbone.pretrained'] = None
+        if backbone.get('pretrained2d', _init_default(backbone.get('type'), 'pretrained2d')):
+            options['model.backbone.pretrained2d'] = False
     return MMActionConfig(config_id, path, options)
+
+
+def _init_default(registry_type: Any, name: str) -> Any:
+    """The default of ``name`` in the ``__init__`` of the backbone registered as
+    ``registry_type``; None when it takes no such argument."""
+    import inspect
+
+    from mmaction.registry import MODELS
+
+    from epam_guard.context import make_mmaction_importable
+
+    make_mmaction_importable()  # the wheel's own import fix, then its models registered
+    parameter = inspect.signature(MODELS.get(registry_type).__init__).parameters.get(name)
+    return None if parameter is None else parameter.default

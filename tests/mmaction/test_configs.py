@@ -19,6 +19,7 @@ def test_weights_are_off(mmaction_config: MMActionConfig) -> None:
     pretrained = (cfg.model.get('backbone') or {}).get('pretrained')
     assert cfg.get('load_from') is None
     assert not (isinstance(pretrained, str) and '://' in pretrained), pretrained
+    assert not cfg.model.backbone.get('pretrained2d', False)
 
 
 def test_unknown_id_is_refused() -> None:

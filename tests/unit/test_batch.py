@@ -167,3 +167,92 @@ def test_preprocess_hands_the_model_fresh_containers():
 
     assert preprocess(Model(), batch, training=True) == {'training': True}
     assert len(batch['inputs']['imgs']) == 2 and labels_of(batch) == [1, 2]
+
+
+def kind_config(model: dict, train: list) -> ConfigDict:
+    return ConfigDict(model=dict(cls_head=dict(num_classes=10), **model),
+                      train_dataloader=dict(dataset=dict(pipeline=train)))
+
+
+@pytest.mark.parametrize('model, train, kind, source', [
+    # the data preprocessor first (as written, or its class's default format_shape)
+    (dict(type='Recognizer2D', data_preprocessor=dict(type='ActionDataPreprocessor')), [],
+     'NCHW', "ActionDataPreprocessor's default format_shape='NCHW'"),
+    (dict(data_preprocessor=dict(type='MultiModalDataPreprocessor')), [], 'multimodal',
+     'data_preprocessor MultiModalDataPreprocessor'),
+    # then the pipeline's formatting; a same-layout kind the pipeline names more closely wins
+    (dict(type='Recognizer3D'), [dict(type='FormatShape', input_format='NCTHW_Heatmap')],
+     'NCTHW_Heatmap', "FormatShape(input_format='NCTHW_Heatmap')"),
+    (dict(type='Recognizer3D', data_preprocessor=dict(format_shape='NCTHW')),
+     [dict(type='FormatShape', input_format='NCTHW_Heatmap')], 'NCTHW_Heatmap',
+     "FormatShape(input_format='NCTHW_Heatmap')"),
+    (dict(type='MyRecognizer'), [dict(type='FormatGCNInput')], 'GCN', 'FormatGCNInput'),
+    # then the recognizer's type
+    (dict(type='RecognizerGCN'), [], 'GCN', 'recognizer RecognizerGCN'),
+    (dict(type='Recognizer3D'), [], 'NCTHW', 'recognizer Recognizer3D'),
+])
+def test_the_kind_comes_from_the_config(model, train, kind, source):
+    from epam_guard.kinds import kind_of
+
+    decision = kind_of(kind_config(model, train), train)
+    assert (decision.kind.name, decision.source, decision.assumed) == (kind, source, None)
+
+
+def test_a_config_that_names_no_kind_gets_the_default_and_says_so():
+    from epam_guard.kinds import DEFAULT_KIND, kind_of
+
+    decision = kind_of(kind_config(dict(type='MyRecognizer'), []), [])
+    assert decision.kind.name == DEFAULT_KIND and 'neither the pipelines' in decision.assumed
+
+
+def test_every_kind_has_one_axis_string_and_stream_per_key():
+    from epam_guard.batch import VALUE_RANGES
+    from epam_guard.kinds import KINDS
+
+    for kind in KINDS.values():
+        assert len(kind.keys) == len(kind.axes) == len(kind.streams), kind.name
+        assert set(kind.streams) <= set(VALUE_RANGES), kind.name
+
+
+def test_skeletons_take_persons_joints_and_coordinates_from_the_config():
+    """STGCN's layout: joints from the graph (MMAction2's Graph), coordinates from in_channels
+    (STGCN's default 3 when the config writes none), persons from FormatGCNInput."""
+    train = [dict(type='UniformSampleFrames', clip_len=30), dict(type='PoseDecode'),
+             dict(type='FormatGCNInput', num_person=3), dict(type='PackActionInputs')]
+    cfg = kind_config(dict(type='RecognizerGCN', backbone=dict(
+        type='STGCN', graph_cfg=dict(layout='nturgb+d', mode='stgcn_spatial'))), train)
+    recipe = recipe_from_config(cfg, 'ntu')
+    assert recipe.shapes(2) == {'keypoint': (2, 3, 30, 25, 3)}
+    assert 'coordinates 3 from STGCN\'s default in_channels' in recipe.sources
+    cfg.model.backbone.in_channels = 6
+    assert recipe_from_config(cfg, 'tiny').shapes(1) == {'keypoint': (1, 3, 4, 25, 6)}
+
+
+def test_segments_of_a_2d_model_are_kept_at_tiny():
+    train = [dict(type='SampleFrames', clip_len=2, num_clips=4),
+             dict(type='Resize', scale=(160, 160), keep_ratio=False),
+             dict(type='FormatShape', input_format='NCHW'), dict(type='PackActionInputs')]
+    cfg = kind_config(dict(type='Recognizer2D', data_preprocessor=dict(
+        type='ActionDataPreprocessor', mean=[0, 0, 0, 0])), train)
+    recipe = recipe_from_config(cfg, 'tiny')
+    assert recipe.shapes(1) == {'imgs': (8, 4, 64, 64)}  # 2 x 4 segments; 4 channels (mean)
+    assert recipe.shapes(3)['imgs'][0] == 24  # views multiply the segments
+    batch = make_batch(recipe, views=1)
+    assert isinstance(batch['inputs'], list) and len(batch['inputs']) == recipe.batch_size
+    assert all(float(t.min()) >= 0 and float(t.max()) <= 255 for t in batch['inputs'])
+
+
+def test_a_clip_length_the_config_does_not_give_is_assumed_and_listed():
+    cfg = kind_config(dict(type='Recognizer3D'), [])
+    recipe = recipe_from_config(cfg, 'ntu')
+    assert any(note.startswith('clip length 8') for note in recipe.assumed)
+
+
+def test_doubled_heat_maps_keep_their_channels():
+    """GeneratePoseTarget(double=True) stacks flipped heat maps along the frames (MMAction2)."""
+    from epam_guard.batch import heatmap_channels
+
+    target = dict(type='GeneratePoseTarget', with_kp=True, double=True,
+                  left_kp=[1, 3], right_kp=[2, 16])
+    assert heatmap_channels(target, {})[0] == 17
+    assert heatmap_channels(target, dict(pose_stream=dict(in_channels=28)))[0] == 28

@@ -48,10 +48,46 @@ def test_scaling_clips_crops_and_limbs_follow_the_parameters():
 def test_a_resize_keeping_the_ratio_of_a_random_crop_cannot_be_sized():
     found = derive(pipeline(dict(type='RandomResizedCrop'),
                             dict(type='Resize', scale=(-1, 256))))
+    # The resize leaves the size to chance (a later fixed-size step could still settle it);
+    # the heat maps that need it stop the pass.
     assert found.inputs is None
-    assert found.stopped == ('transform 5 (Resize): Resize(keep_ratio=True) needs the frame '
-                             'size, which depends on chance (RandomResizedCrop) here (no '
+    assert found.stopped == ('transform 6 (GeneratePoseTarget): GeneratePoseTarget needs the '
+                             'frame size, which depends on chance (RandomResizedCrop) here (no '
                              'fixed-size Resize or crop after it)')
+
+
+def test_a_fixed_size_step_after_a_ratio_keeping_resize_settles_the_size():
+    found = derive(pipeline(dict(type='Resize', scale=(-1, 256)),
+                            dict(type='CenterCrop', crop_size=224)))
+    assert found.inputs == {'imgs': (1, 3, 16, 224, 224), 'heatmap_imgs': (1, 17, 48, 56, 56)}
+
+
+def test_a_square_compacting_box_sizes_a_short_side_resize():
+    # PoseC3D: PoseCompact(hw_ratio=1.) then Resize(scale=(-1, 64)) makes 64x64 frames
+    found = derive([dict(type='UniformSampleFrames', clip_len=48), dict(type='PoseDecode'),
+                    dict(type='PoseCompact', hw_ratio=1.), dict(type='Resize', scale=(-1, 64)),
+                    dict(type='GeneratePoseTarget'),
+                    dict(type='FormatShape', input_format='NCTHW_Heatmap'),
+                    dict(type='PackActionInputs')])
+    assert found.inputs == (1, 17, 48, 64, 64) and found.stopped is None
+
+
+def test_skeletons_for_a_graph_network():
+    found = derive([dict(type='GenSkeFeat', dataset='coco', feats=['j', 'b']),
+                    dict(type='UniformSampleFrames', clip_len=100, num_clips=2),
+                    dict(type='PoseDecode'), dict(type='FormatGCNInput', num_person=2),
+                    dict(type='PackActionInputs')])
+    # (clips, persons, frames, COCO's 17 joints, 3 coordinates x 2 features)
+    assert found.inputs == (2, 2, 100, 17, 6) and found.stopped is None
+
+
+def test_segments_of_a_2d_model():
+    found = derive([dict(type='SampleFrames', clip_len=1, num_clips=8),
+                    dict(type='DecordDecode'), dict(type='Resize', scale=(-1, 256)),
+                    dict(type='TenCrop', crop_size=224),
+                    dict(type='FormatShape', input_format='NCHW'),
+                    dict(type='PackActionInputs')])
+    assert found.inputs == (80, 3, 224, 224)
 
 
 def test_an_unknown_transform_stops_the_pass_and_says_where():
