@@ -21,8 +21,6 @@ SAMPLERS = ('MMUniformSampleFrames', 'UniformSampleFrames', 'SampleFrames')
 CROPS = {'ThreeCrop': 3, 'TenCrop': 10}
 
 
-#: Skeleton layouts MMAction2 knows by name (``Graph``, ``GenSkeFeat``, ``JointToBone``).
-LAYOUT_JOINTS = {'coco': 17, 'openpose': 18, 'nturgb+d': 25}
 #: Transforms whose ``dataset`` names a skeleton layout.
 LAYOUT_STEPS = ('GenSkeFeat', 'JointToBone', 'ToMotion', 'MergeSkeFeat')
 
@@ -43,6 +41,7 @@ def keypoints_of(cfg: Any) -> tuple[int, str]:
     key-point index a transform names, plus one; else COCO's 17 (assumed).
     """
     from ..batch import declared_channels
+    from ..kinds import graph_joints
 
     backbone = (cfg.get('model') or {}).get('backbone') or {}
     pipelines = _pipelines(cfg)
@@ -53,10 +52,13 @@ def keypoints_of(cfg: Any) -> tuple[int, str]:
         for step in pipeline:
             if layout is None and step.get('type') in LAYOUT_STEPS and step.get('dataset'):
                 layout, where = step['dataset'], f'{step["type"]}.dataset'
-    if isinstance(layout, dict) and isinstance(layout.get('num_node'), int):
-        return int(layout['num_node']), f'{where}.num_node'
-    if layout in LAYOUT_JOINTS:
-        return LAYOUT_JOINTS[str(layout)], f'{where} {layout!r}'
+    if layout is not None:
+        try:  # MMAction2's own Graph knows the named layouts and reads a custom one
+            joints = graph_joints(dict(layout=layout))
+        except Exception:  # a layout Graph rejects: the model build reports it
+            joints = None
+        if joints is not None:
+            return joints, f'{where} {layout!r}' if isinstance(layout, str) else where
     targets = [step for pipeline in pipelines for step in pipeline
                if step.get('type') == 'GeneratePoseTarget']
     if targets and targets[0].get('with_kp', True) and not targets[0].get('with_limb', False):

@@ -70,46 +70,23 @@ AXES = {'V': 'views', 'S': 'segments', 'C': 'channels', 'T': 'frames', 'H': 'hei
         'W': 'width', 'M': 'persons', 'J': 'joints'}
 
 
-def model_kind(cfg: Any) -> Any:
-    """The input kind the model takes (``epam_guard.kinds.InputKind``), read from its data
-    preprocessor and recognizer type, not from the pipelines under test."""
-    from ..kinds import kind_of
-
-    return kind_of(cfg, []).kind
-
-
-def _channels(ctx: GuardContext, stream: str, packed: bool) -> tuple[int | None, str | None]:
-    """Input channels the model takes for one stream, and the config key that says so."""
-    from ..kinds import signature_default
-
-    backbone = ctx.cfg.model.get('backbone') or {}
-    if packed:
-        if stream == 'rgb':
-            return ctx.recipe.rgb_channels, 'the RGB stream'
-        return declared_channels(backbone, 'pose')
-    declared = backbone.get('in_channels') if isinstance(backbone, dict) else None
-    if isinstance(declared, int) and not isinstance(declared, bool):
-        return declared, 'backbone.in_channels'
-    if stream == 'rgb':
-        return ctx.recipe.rgb_channels, 'the RGB stream'
-    default = signature_default(backbone.get('type'), 'in_channels')
-    if isinstance(default, int) and not isinstance(default, bool):
-        return default, f'{backbone.get("type")}\'s default in_channels'
-    return None, None
-
-
 def expectations(ctx: GuardContext) -> dict[str, Any]:
-    """What the model takes: its input kind, and channels per key, from the model config and
-    the guard's batch recipe."""
-    kind = model_kind(ctx.cfg)
-    channels = {key: _channels(ctx, stream, kind.packed)
-                for key, stream in zip(kind.keys, kind.streams)}
+    """What the model takes: its input kind (the batch recipe's), and for the multimodal
+    kind the channels per key, from the model config and the guard's batch recipe."""
+    kind = ctx.recipe.input_kind
     expect: dict[str, Any] = {
         'kind': kind.name, 'keys': list(kind.keys), 'axes': dict(zip(kind.keys, kind.axes)),
-        'packed': kind.packed, 'channels': {key: value for key, (value, _) in channels.items()},
-        'channel_sources': {key: where for key, (_, where) in channels.items()},
-        'num_classes': ctx.recipe.num_classes,
+        'packed': kind.packed, 'num_classes': ctx.recipe.num_classes,
     }
+    if kind.packed:
+        backbone = ctx.cfg.model.get('backbone') or {}
+        channels = {key: ((ctx.recipe.rgb_channels, 'the RGB stream') if stream == 'rgb'
+                          else declared_channels(backbone, 'pose'))
+                    for key, stream in zip(kind.keys, kind.streams)}
+        expect['channels'] = {key: value for key, (value, _) in channels.items()}
+        expect['channel_sources'] = {key: where for key, (_, where) in channels.items()}
+    else:
+        expect['sample'] = list(ctx.recipe.shapes(1)[kind.keys[0]])
     if kind.packed and tuple(kind.keys) == TWO_STREAM:
         expect['ratio'] = ctx.recipe.pose_frames // ctx.recipe.rgb_frames
     return expect
@@ -151,7 +128,8 @@ def _axis_findings(key: str, value: Any, axes: str, pipeline: list[dict],
         return [f'{key} is {short(value)}, but the model ({expect["kind"]} inputs) takes '
                 f'({", ".join(axes)}) per sample: {", ".join(AXES[a] for a in axes)}']
     problems = []
-    wanted, where = expect['channels'].get(key), expect['channel_sources'].get(key)
+    wanted = expect.get('channels', {}).get(key)
+    where = expect.get('channel_sources', {}).get(key)
     got = int(value.shape[axes.index('C')])
     if wanted is not None and got != wanted:
         maker = ' (GeneratePoseTarget)' if key == 'heatmap_imgs' else ''
@@ -210,11 +188,8 @@ def sample_findings(inputs: Any, pipeline: list[dict],
         return [f'PackActionInputs packed a dict of {", ".join(sorted(inputs))} '
                 f'(collect_keys), but the model ({kind}) takes one tensor per sample: '
                 'drop collect_keys']
-    if not expect['packed']:
-        return _axis_findings('inputs', inputs, expect['axes'][keys[0]], pipeline,
-                              {**expect, 'channels': {'inputs': expect['channels'][keys[0]]},
-                               'channel_sources': {
-                                   'inputs': expect['channel_sources'][keys[0]]}})
+    if not expect['packed']:  # its axes and channels: tensor_findings
+        return _axis_findings('inputs', inputs, expect['axes'][keys[0]], pipeline, expect)
     missing = [key for key in keys if key not in inputs]
     if missing:
         return [f'PackActionInputs packed {sorted(inputs)}, without {", ".join(missing)}: '
@@ -231,6 +206,24 @@ def sample_findings(inputs: Any, pipeline: list[dict],
     if shaped and 'ratio' in expect:  # every defect at once: channels and sizes alike
         problems += _two_stream_findings(inputs, pipeline, expect)
     return problems
+
+
+def tensor_findings(ctx: GuardContext, inputs: Any, pipeline: list[dict],
+                    expect: dict[str, Any]) -> list[str]:
+    """:func:`sample_findings` for a one-tensor kind: the axes, channels, joints and segments
+    the model fixes are judged by the ``pipe_shapes`` check's own rules
+    (:func:`epam_guard.pipeline_shapes.kind_findings`), the views here."""
+    from ..pipeline_shapes import kind_findings
+
+    if isinstance(inputs, dict) or not isinstance(inputs, torch.Tensor):
+        shapes: Any = ({key: tuple(value.shape) for key, value in inputs.items()}
+                       if isinstance(inputs, dict) else None)
+        if shapes is None:
+            return [f'PackActionInputs packed {short(inputs)}, but the model '
+                    f'({expect["kind"]}) takes one tensor per sample']
+        return kind_findings(shapes, ctx.recipe, ctx.cfg)
+    problems = kind_findings(tuple(inputs.shape), ctx.recipe, ctx.cfg)
+    return problems or sample_findings(inputs, pipeline, expect)
 
 
 def input_tensors(inputs: Any) -> dict[str, Any]:
@@ -318,7 +311,8 @@ def load_batch(ctx: GuardContext, cfg: Any, split: str, synthetic: Any
             return None, [f'sample {index}: {exc}'], seen
     problems = []
     for index, item in enumerate(items):
-        found = sample_findings(item.get('inputs'), pipeline, expect)
+        found = (sample_findings(item.get('inputs'), pipeline, expect) if expect['packed']
+                 else tensor_findings(ctx, item.get('inputs'), pipeline, expect))
         problems += [f'sample {index}: {p}' if index else p for p in found]
         if found:
             break
