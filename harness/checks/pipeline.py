@@ -363,8 +363,9 @@ def clip_shapes(data: dict[str, Any]) -> tuple[tuple[int, ...], ...]:
     return tuple(tuple(value.shape[2:]) for value in input_tensors(data['inputs']).values())
 
 
-def describe_sizes(ready: dict[str, dict[str, Any]]) -> str:
-    """``clips imgs 3x16x224x224, heatmap_imgs 17x48x56x56; train N=2 V=1, ...``."""
+def describe_sizes(ready: dict[str, dict[str, Any]], per_sample: str = 'V') -> str:
+    """``clips imgs 3x16x224x224, heatmap_imgs 17x48x56x56; train N=2 V=1, ...``; the second
+    axis is named ``per_sample`` (``S``: a 2-D model's segments)."""
     def dims(size: tuple[int, ...]) -> str:
         return 'x'.join(str(v) for v in size)
 
@@ -372,7 +373,7 @@ def describe_sizes(ready: dict[str, dict[str, Any]]) -> str:
         return next(iter(input_tensors(data['inputs']).values())).shape
 
     clips = {clip_shapes(data) for data in ready.values()}
-    batches = ', '.join(f'{split} N={leading(data)[0]} V={leading(data)[1]}'
+    batches = ', '.join(f'{split} N={leading(data)[0]} {per_sample}={leading(data)[1]}'
                         for split, data in ready.items())
     if len(clips) != 1:
         return batches
@@ -445,7 +446,7 @@ def _check(ctx: GuardContext) -> CheckResult:
                 f'{split} pipeline: {problem}') for problem in problems]
             seen['seconds'] = round(time.perf_counter() - start, 2)
             details['splits'][split] = seen
-        sizes = describe_sizes(ready)
+        sizes = describe_sizes(ready, ctx.recipe.input_kind.axes[0][0])
         for split, kept in redundant(ready).items():
             del ready[split]
             details['splits'][split]['model'] = (f'same clip shapes as the {kept} batch, '
