@@ -151,6 +151,21 @@ def located(exc: BaseException) -> str:
     return one_line(exc)
 
 
+def unrepeated(cfg: Any) -> list[str]:
+    """Dataset wrappers that repeat their data (``RepeatDataset(times=N)``) set to one pass, so
+    that a one-epoch run is one pass over the synthetic samples; returns what was changed."""
+    changed = []
+    for loader in LOADERS.values():
+        dataset = (cfg.get(loader) or {}).get('dataset')
+        path = f'{loader}.dataset'
+        while isinstance(dataset, dict) and isinstance(dataset.get('dataset'), dict):
+            if isinstance(dataset.get('times'), int) and dataset['times'] != 1:
+                changed.append(f'{path}.times={dataset["times"]}')
+                dataset['times'] = 1
+            dataset, path = dataset['dataset'], f'{path}.dataset'
+    return changed
+
+
 def in_process_loaders(cfg: Any) -> None:
     """Every dataloader of ``cfg`` loads in the process that runs it (no worker processes),
     so a check's run stays one process per rank that the guard can stop."""

@@ -45,7 +45,13 @@ from ..context import GuardContext
 from ..contract import Rule
 from ..rank import STEPS, distribute, loop_of
 from ..result import CheckResult, Finding, conclude
-from ._launch import SAMPLERS, in_process_loaders, loader_pipeline, synthetic_config
+from ._launch import (
+    SAMPLERS,
+    in_process_loaders,
+    loader_pipeline,
+    synthetic_config,
+    unrepeated,
+)
 from .train_step import group_by_module
 
 WORLD_SIZE = 2
@@ -139,7 +145,7 @@ def prepare(ctx: GuardContext, root: Path) -> tuple[Any, dict[str, Any]]:
     cfg.work_dir = str(root / 'work_dir')
     cfg.train_cfg = loop_of(cfg.get('train_cfg'), STEPS)
     swaps: dict[str, Any] = {
-        'data': synthetic.describe(),
+        'data': synthetic.describe(), 'unrepeated': unrepeated(cfg),
         'train_batch_per_rank': f'{RANK_BATCH} (config: {batch})',
         'num_workers': 0, 'work_dir': 'temporary', 'train_cfg': dict(cfg.train_cfg),
         'outputs': redirect(cfg, root / 'outputs'),

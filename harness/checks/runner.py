@@ -17,7 +17,8 @@ these swapped:
   real run's checkpoint is not read), and the verdict says so;
   ``launcher='none'`` (see :mod:`._outputs`);
 - loop lengths: one epoch (one iteration for an iteration-based loop),
-  validated at its end.
+  validated at its end; a ``RepeatDataset`` passes over its data once
+  (``times=1``), so the epoch is one pass over the synthetic samples.
 
 Everything else runs as configured: the model (a fresh one, built by the
 Runner), optimizer, parameter schedulers (MMEngine takes a shorter loop as it
@@ -52,7 +53,7 @@ from ..contract import Rule
 from ..errors import one_line
 from ..isolation import cpu_math, preserved_state
 from ..result import CheckResult, Finding, conclude
-from ._launch import in_process_loaders, located, synthetic_config
+from ._launch import in_process_loaders, located, synthetic_config, unrepeated
 from ._outputs import named_folders, redirect_outputs, watched_writes
 from .common import closest
 
@@ -121,6 +122,7 @@ def launch_config(ctx: GuardContext, root: Path) -> tuple[Any, Any, dict[str, An
                                     seed=ctx.settings.seed, num_classes=ctx.recipe.num_classes)
     in_process_loaders(cfg)
     outputs = redirect_outputs(cfg, root / 'outputs')
+    outputs['unrepeated'] = unrepeated(cfg)
     cfg.work_dir = str(root / 'work_dir')
     cfg.launcher = 'none'
     cfg.train_cfg = short_loop(cfg.get('train_cfg'))

@@ -103,3 +103,14 @@ def test_tiny_pipelines_reach_inside_a_repeat_dataset() -> None:
                                         dataset=cfg.train_dataloader.dataset)
     shrink_pipelines(cfg, 4, 16, 64)
     assert cfg.train_dataloader.dataset.dataset.pipeline[0]['clip_len'] == 16
+
+
+def test_a_repeat_dataset_passes_over_its_data_once() -> None:
+    from epam_guard.checks._launch import unrepeated
+
+    cfg = config(dict(type='RecognizerGCN'), [])
+    cfg.train_dataloader.dataset = dict(type='RepeatDataset', times=5,
+                                        dataset=cfg.train_dataloader.dataset)
+    assert unrepeated(cfg) == ['train_dataloader.dataset.times=5']
+    assert cfg.train_dataloader.dataset.times == 1
+    assert unrepeated(cfg) == []
