@@ -184,11 +184,7 @@ def sample_findings(inputs: Any, pipeline: list[dict],
     if expect['packed'] and not isinstance(inputs, dict):
         return [f'PackActionInputs packed one {short(inputs)}, but the model ({kind}) takes '
                 f'inputs = dict({", ".join(f"{k}=..." for k in keys)}): set {collect}']
-    if not expect['packed'] and isinstance(inputs, dict):
-        return [f'PackActionInputs packed a dict of {", ".join(sorted(inputs))} '
-                f'(collect_keys), but the model ({kind}) takes one tensor per sample: '
-                'drop collect_keys']
-    if not expect['packed']:  # its axes and channels: tensor_findings
+    if not expect['packed']:  # the views; its axes and channels: tensor_findings
         return _axis_findings('inputs', inputs, expect['axes'][keys[0]], pipeline, expect)
     missing = [key for key in keys if key not in inputs]
     if missing:

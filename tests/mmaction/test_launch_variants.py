@@ -1,8 +1,8 @@
 """Broken variants of shipped configs, per dataset type, that the launch tier must fail.
 
-A Kinetics ``VideoDataset`` config (TSN) and an NTU ``PoseDataset`` one
-(STGCN, under a ``RepeatDataset``), each with one planted defect: a pipeline
-that packs what the model does not take (``pipeline``, CONTRACT §1) and a
+A Kinetics ``VideoDataset`` config (TSN) and NTU ``PoseDataset`` ones (STGCN
+under a ``RepeatDataset``; RGBPose with videos), each with one planted defect:
+a pipeline that packs what the model does not take (``pipeline``, CONTRACT §1) and a
 validation that does not report the metric ``save_best`` waits for
 (``runner``, CONTRACT §4). Each must fail naming its rule, and the clean
 config (``test_launch_tier.py``) passes.
@@ -56,6 +56,19 @@ def test_a_video_pipeline_packing_a_dict_for_a_one_tensor_model_fails_pipeline()
     assert text.startswith('train pipeline: PackActionInputs packs imgs, but Recognizer2D takes '
                            'one NCHW tensor per sample'), text
     assert 'val pipeline' not in text
+
+
+def test_a_multimodal_pipeline_collecting_a_key_the_model_does_not_take_fails_pipeline(
+        ) -> None:
+    def with_keypoints(cfg: Any) -> None:
+        cfg.train_dataloader.dataset.pipeline[-1].collect_keys = ('imgs', 'heatmap_imgs',
+                                                                  'keypoint')
+
+    ctx = broken('rgbpose', with_keypoints)
+    text = failed(run_check(ctx, 'pipeline', pipeline.check), '1')
+    assert text == ("train pipeline: PackActionInputs packed ['heatmap_imgs', 'imgs', "
+                    "'keypoint'], but the model (multimodal) takes only ['imgs', "
+                    "'heatmap_imgs']: drop keypoint from its collect_keys"), text
 
 
 def test_pose_features_the_gcn_does_not_take_fail_pipeline() -> None:
