@@ -326,14 +326,15 @@ class _Sizes:
         return default
 
 
-def _config_value(entry: Any, name: str, where: str) -> tuple[Any, str] | None:
-    """``entry[name]`` where the config writes it, else the default of the class registered as
-    ``entry.type``; None when neither says."""
+def _config_value(entry: Any, name: str, where: str,
+                  defaults: bool = True) -> tuple[Any, str] | None:
+    """``entry[name]`` where the config writes it, else (with ``defaults``) the default of the
+    class registered as ``entry.type``; None when neither says."""
     if not isinstance(entry, dict):
         return None
     if entry.get(name) is not None:
         return entry[name], f'{where}.{name}'
-    default = signature_default(entry.get('type'), name)
+    default = signature_default(entry.get('type'), name) if defaults else None
     if default is not None:
         return default, f'{entry.get("type")}\'s default {name}'
     return None
@@ -352,21 +353,27 @@ def _single_recipe(cfg: Any, kind: InputKind, train: list[dict], test: list[dict
     test_sampler = step_of(test, SAMPLERS) or {}
     test_clips = int(test_sampler.get('num_clips', 1))
     frames, test_views = clip_len, test_clips
-    if kind.name == 'NCHW':
+    if 'S' in kind.axes[0]:
         # Segments are the clip frames of all clips a sample carries; a test pipeline with
         # more folds them into views of that many (TSM: 8 segments a view).
         frames = clip_len * clips
         test_frames = int(test_sampler.get('clip_len', clip_len)) * test_clips
         test_views = test_frames // frames if test_frames % frames == 0 else 1
         sizes.sources.append(f'segments {frames} from {name} clip_len x num_clips')
+        if test_frames % frames:
+            sizes.sources.append(f'views 1: the test sampler\'s {test_frames} segments are no '
+                                 f'whole number of views of {frames}')
     stream = kind.streams[0]
     crop = _crop(train) or _crop(test)
     fields: dict[str, Any] = dict(rgb_frames=0, pose_frames=0, crop=0, heatmap=0,
                                   heatmap_channels=0, rgb_channels=0)
     if stream == 'rgb':
+        # What the config writes (the backbone's, else the mean it normalises by) before
+        # what the backbone's class defaults to.
         fields.update(rgb_frames=frames, rgb_channels=sizes.take(
-            'RGB channels', _config_value(backbone, 'in_channels', 'backbone')
-            or _mean_channels(cfg), DEFAULT_RGB_CHANNELS),
+            'RGB channels', _config_value(backbone, 'in_channels', 'backbone', defaults=False)
+            or _mean_channels(cfg) or _config_value(backbone, 'in_channels', 'backbone'),
+            DEFAULT_RGB_CHANNELS),
             crop=sizes.take('crop', (crop, 'the pipelines\' Resize/CenterCrop') if crop else None,
                             DEFAULT_CROP))
     elif stream == 'pose':
@@ -450,6 +457,19 @@ def shrink(recipe: BatchRecipe, keep_time: bool | None = None) -> BatchRecipe:
     return replace(recipe, rgb_frames=frames(recipe.rgb_frames),
                    pose_frames=frames(recipe.pose_frames), crop=crop, heatmap=heatmap,
                    keep_time=keep_time)
+
+
+def sampler_clip_len(recipe: BatchRecipe) -> int | dict[str, int] | None:
+    """The ``clip_len`` a pipeline's sampler needs to make the recipe's frames (for the
+    launch tier's shrunk pipelines): ``dict(RGB=..., Pose=...)`` for the multimodal kind, the
+    one stream's frames for clips, heat maps and skeletons, None where the frames are the
+    config's own (``NCHW`` segments: ``clip_len x num_clips`` stays as it is)."""
+    kind = recipe.input_kind
+    if kind.packed:
+        return {'RGB': recipe.rgb_frames, 'Pose': recipe.pose_frames}
+    if not kind.shrink_time:
+        return None
+    return recipe.rgb_frames if kind.streams[0] == 'rgb' else recipe.pose_frames
 
 
 def value_recipe(recipe: BatchRecipe) -> BatchRecipe:

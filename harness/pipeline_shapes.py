@@ -2,8 +2,9 @@
 
 No video is read and no transform runs: the shape pass follows MMAction2's
 own rules for the transforms it knows (sampling, decoding, compacting,
-resizing and cropping, flipping, ``GeneratePoseTarget``, ``FormatShape``,
-``PackActionInputs``) and says where it stops:
+resizing and cropping, flipping, ``GeneratePoseTarget``, ``FormatShape`` for
+``NCTHW``/``NCTHW_Heatmap``/``NCHW``, ``GenSkeFeat`` and ``FormatGCNInput``
+for skeletons, ``PackActionInputs``) and says where it stops:
 
 - at a transform it does not know (a fork's own), whose effect on shapes it
   cannot tell: the ``pipeline`` check runs the real transforms;
@@ -15,8 +16,11 @@ Each transform's parameters are read as the config writes them, with the
 defaults of MMAction2's signature where it writes none (:data:`DEFAULTS`;
 a unit test compares them with the installed classes, so this module
 imports no dataset code and stays cheap enough for the fast tier).
-Shapes are MMAction2's: frames first before ``FormatShape``, ``(V, C, T, H, W)``
-per sample after it.
+Shapes are MMAction2's: frames first before ``FormatShape``, then per sample
+``(V, C, T, H, W)`` (clips, heat maps), ``(segments, C, H, W)`` (``NCHW``) or
+``(V, M, T, J, C)`` (skeletons). :func:`kind_findings` judges a one-tensor
+kind's sample against what its model fixes; the multimodal layout is judged
+by the ``pipeline`` check's own rules.
 """
 from __future__ import annotations
 

@@ -3,10 +3,14 @@
 CONTRACT §1, in the fast tier. The shapes each of the config's train, val and
 test pipelines would pack per sample are derived from the transforms'
 parameters (:mod:`epam_guard.pipeline_shapes`: no video is decoded, no
-transform runs) and judged by the very rules, in the very words, of the
-``pipeline`` check (:func:`~epam_guard.checks.pipeline.sample_findings`):
-modalities, channels, pose frames per RGB frame, the two streams' spatial
-sizes, views per sample. A val or test pipeline whose ``GeneratePoseTarget``
+transform runs). The multimodal layout (RGB clips and heat maps) is judged by
+the very rules, in the very words, of the ``pipeline`` check
+(:func:`~epam_guard.checks.pipeline.sample_findings`): modalities, channels,
+pose frames per RGB frame, the two streams' spatial sizes, views per sample.
+A one-tensor kind (``Recognizer2D`` segments, ``Recognizer3D`` clips or heat
+maps, ``RecognizerGCN`` skeletons) is judged by what its model fixes
+(:func:`~epam_guard.pipeline_shapes.kind_findings`): the layout, the channels,
+the joints, a head's ``num_segments``. A val or test pipeline whose ``GeneratePoseTarget``
 lost its ``scaling``, or whose sampler's ``clip_len`` differs from training,
 fails here in milliseconds.
 

@@ -17,6 +17,7 @@ from epam_guard.batch import (
     pipeline_of,
     preprocess,
     recipe_from_config,
+    sampler_clip_len,
     select,
 )
 from epam_guard.context import GuardSettings, build_context, load_config
@@ -106,3 +107,31 @@ def test_the_real_model_takes_the_batch(mmaction_config: MMActionConfig) -> None
         predictions = model(**preprocess(model, batch, False), mode='predict')
     assert len(predictions) == 2
     assert [int(p.gt_label) for p in predictions] == labels_of(batch)
+
+
+@pytest.mark.parametrize('mmaction_config, views', [('tsn', 1), ('tsm', 1)],
+                         indirect=['mmaction_config'])
+def test_test_views_of_a_2d_model_fold_its_segments(mmaction_config: MMActionConfig,
+                                                    views: int) -> None:
+    """TSM tests on 8 segments (one view of its 8); TSN on 25, no whole number of views of
+    its 3 segments: one view, and the recipe says why."""
+    cfg = load_config(mmaction_config.path, dict(mmaction_config.cfg_options))
+    recipe = recipe_from_config(cfg, 'tiny')
+    assert recipe.views == views
+    test = _step(cfg, 'SampleFrames', 'test')
+    folds = (test['clip_len'] * test['num_clips']) % recipe.rgb_frames == 0
+    assert folds == (mmaction_config.id == 'tsm')
+    assert any(note.startswith('views 1: ') for note in recipe.sources) != folds
+
+
+def test_the_sampler_clip_length_of_each_kind(mmaction_config: MMActionConfig) -> None:
+    """What a shrunk pipeline's sampler must take to make the tiny recipe's frames."""
+    cfg = load_config(mmaction_config.path, dict(mmaction_config.cfg_options))
+    recipe = recipe_from_config(cfg, 'tiny')
+    frames = {'multimodal': {'RGB': recipe.rgb_frames, 'Pose': recipe.pose_frames},
+              'NCHW': None, 'NCTHW': recipe.rgb_frames}.get(recipe.kind, recipe.pose_frames)
+    assert sampler_clip_len(recipe) == frames
+    if frames is not None:  # the frames one sample carries, views apart
+        axes = recipe.input_kind.axes[0]
+        assert recipe.shapes(1)[recipe.input_kind.keys[0]][axes.index('T')] == (
+            frames['RGB'] if isinstance(frames, dict) else frames)
