@@ -48,7 +48,6 @@ from ..result import CheckResult, Finding, conclude
 from ._launch import (
     SAMPLERS,
     in_process_loaders,
-    loader_pipeline,
     synthetic_config,
     unrepeated,
 )
@@ -95,33 +94,30 @@ def _shrunk_scale(scale: Any, side: int) -> Any:
     return scale
 
 
-def shrink_pipelines(cfg: Any, rgb_frames: int, pose_frames: int, side: int,
-                     keep_time: bool | None = None) -> list[str]:
-    """Clip lengths and spatial sizes of every pipeline set to the guard's tiny sizes.
+def shrink_pipelines(cfg: Any, recipe: Any) -> list[str]:
+    """Clip lengths and spatial sizes of every pipeline set to the guard's tiny recipe.
 
     Every transform is kept; only sizes change. Keeps the channels, the
     views (``num_clips``, crops), the RGB:pose frame ratio and the heat maps'
-    scaling (they scale with the crop). Clip lengths are kept where the
-    model's input kind says its frames are part of the model (a 2-D model's
-    segments: TSM shifts across ``num_segments``) or ``keep_time`` says so; a
-    one-number ``clip_len`` is cut to the kind's stream frames, never lengthened.
+    scaling (they scale with the crop). The samplers' ``clip_len`` becomes what
+    makes the recipe's frames (:func:`epam_guard.batch.sampler_clip_len`), or
+    stays where the frames are part of the model (a 2-D model's segments: TSM
+    shifts across ``num_segments``); crops and resizes take the recipe's crop.
     Returns what was changed.
     """
     from epam_guard.fixtures.datasets import find_datasets
 
-    from ..kinds import kind_of
+    from ..batch import sampler_clip_len
 
-    kind = kind_of(cfg, loader_pipeline(cfg, 'train')).kind
-    keep_time = not kind.shrink_time if keep_time is None else keep_time
-    frames = rgb_frames if kind.streams[0] == 'rgb' else pose_frames
+    clip_len = None if recipe.keep_time else sampler_clip_len(recipe)
+    side = recipe.crop
     changed = []
     for data in find_datasets(cfg):
         for step in data.pipeline:
             kind_name = str(step.get('type'))
-            clip_len = step.get('clip_len')
-            if kind_name in SAMPLERS and clip_len is not None and not keep_time:
-                step['clip_len'] = (dict(RGB=rgb_frames, Pose=pose_frames)
-                                    if isinstance(clip_len, dict) else min(int(clip_len), frames))
+            if kind_name in SAMPLERS and step.get('clip_len') is not None \
+                    and clip_len is not None:
+                step['clip_len'] = clip_len
             elif kind_name == 'Resize' and isinstance(step.get('scale'), (tuple, list)):
                 step['scale'] = _shrunk_scale(step['scale'], side)
             elif kind_name in CROP_SIZES and step.get(CROP_SIZES[kind_name]) is not None:
@@ -151,9 +147,7 @@ def prepare(ctx: GuardContext, root: Path) -> tuple[Any, dict[str, Any]]:
         'outputs': redirect(cfg, root / 'outputs'),
     }
     if ctx.settings.size == 'tiny':
-        recipe = ctx.recipe
-        swaps['tiny_pipelines'] = shrink_pipelines(cfg, recipe.rgb_frames, recipe.pose_frames,
-                                                   recipe.crop, keep_time=recipe.keep_time or None)
+        swaps['tiny_pipelines'] = shrink_pipelines(cfg, ctx.recipe)
     device = ctx.device if ctx.device.type == 'cuda' and (
         torch.cuda.device_count() >= WORLD_SIZE) else torch.device('cpu')
     swaps['distributed'] = distribute(cfg, 'pytorch', device, budget_of(ctx))

@@ -11,8 +11,16 @@ from typing import Any
 
 from mmengine.config import Config
 
+from epam_guard.batch import BatchRecipe
 from epam_guard.checks._launch import expected_views, keypoints_of, synthetic_config
 from epam_guard.checks.ddp import shrink_pipelines
+
+
+def tiny(kind: str, **sizes: Any) -> BatchRecipe:
+    """A tiny recipe of ``kind``: 4 RGB / 16 pose frames, 64 x 64 crops."""
+    values: dict[str, Any] = dict(rgb_frames=4, pose_frames=16, crop=64, heatmap=16,
+                                  heatmap_channels=17, views=1, batch_size=2, num_classes=2)
+    return BatchRecipe(**{**values, **sizes}, kind=kind)
 
 
 def config(model: dict[str, Any], pipeline: list[dict], dataset: str = 'PoseDataset') -> Config:
@@ -72,7 +80,7 @@ TSM = [dict(type='DecordInit'), dict(type='SampleFrames', clip_len=1, num_clips=
 def test_tiny_pipelines_keep_every_transform_and_a_2d_models_segments() -> None:
     cfg = config(dict(type='Recognizer2D'), TSM, 'VideoDataset')
     cfg.test_dataloader.dataset.pipeline[4] = dict(type='TenCrop', crop_size=224)
-    changed = shrink_pipelines(cfg, 4, 16, 64)
+    changed = shrink_pipelines(cfg, tiny('NCHW'))
     train = cfg.train_dataloader.dataset.pipeline
     assert [step['type'] for step in train] == [step['type'] for step in TSM]
     assert (train[1]['clip_len'], train[1]['num_clips']) == (1, 8)
@@ -83,17 +91,19 @@ def test_tiny_pipelines_keep_every_transform_and_a_2d_models_segments() -> None:
     assert 'test_dataloader.TenCrop' in changed
 
 
-def test_tiny_pipelines_cut_a_3d_models_clips_never_lengthen_them() -> None:
+def test_tiny_pipelines_give_each_kind_the_recipes_frames() -> None:
     slowonly = [dict(type='SampleFrames', clip_len=8, frame_interval=8, num_clips=1),
                 dict(type='FormatShape', input_format='NCTHW')]
     cfg = config(dict(type='Recognizer3D'), slowonly, 'VideoDataset')
-    shrink_pipelines(cfg, 4, 16, 64)
+    shrink_pipelines(cfg, tiny('NCTHW'))
     assert cfg.train_dataloader.dataset.pipeline[0]['clip_len'] == 4
-    cfg = config(dict(type='Recognizer3D'), [dict(type='SampleFrames', clip_len=2),
-                                             dict(type='FormatShape', input_format='NCTHW')],
-                 'VideoDataset')
-    shrink_pipelines(cfg, 4, 16, 64)
-    assert cfg.train_dataloader.dataset.pipeline[0]['clip_len'] == 2
+    cfg = config(dict(type='Recognizer3D'), slowonly, 'VideoDataset')
+    shrink_pipelines(cfg, tiny('NCTHW', keep_time=True))  # the model needs its own frames
+    assert cfg.train_dataloader.dataset.pipeline[0]['clip_len'] == 8
+    mm = [dict(type='MMUniformSampleFrames', clip_len=dict(RGB=8, Pose=32))]
+    cfg = config(dict(type='MMRecognizer3D'), mm)
+    shrink_pipelines(cfg, tiny('multimodal'))
+    assert cfg.val_dataloader.dataset.pipeline[0]['clip_len'] == {'RGB': 4, 'Pose': 16}
 
 
 def test_tiny_pipelines_reach_inside_a_repeat_dataset() -> None:
@@ -101,7 +111,7 @@ def test_tiny_pipelines_reach_inside_a_repeat_dataset() -> None:
                                               dict(type='FormatGCNInput', num_person=2)])
     cfg.train_dataloader.dataset = dict(type='RepeatDataset', times=5,
                                         dataset=cfg.train_dataloader.dataset)
-    shrink_pipelines(cfg, 4, 16, 64)
+    shrink_pipelines(cfg, tiny('GCN'))
     assert cfg.train_dataloader.dataset.dataset.pipeline[0]['clip_len'] == 16
 
 
