@@ -1,4 +1,4 @@
-"""Seconds of the launch tier per shipped MMAction2 config: ``python scripts/launch_tier_times.py``.
+"""Seconds of the launch tier per shipped MMAction2 config (``scripts/launch_tier_times.py``).
 
 Runs ``epam-guard check CONFIG --tier launch`` (weights off, as
 ``tests/mmaction/mmaction_configs.py`` derives) ``--repeat`` times per config

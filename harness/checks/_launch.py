@@ -1,8 +1,9 @@
 """What the launch checks (``pipeline``, ``runner``, ``ddp``) share.
 
 Synthetic data in a temporary folder, in the format of the config's own
-datasets, with the config pointed at it, the config's samplers and views, and one-line error descriptions that
-point at the user's code. (The CPU settings that keep NTU-size passes to
+datasets, with the config pointed at it; the key points, views and samplers
+the config implies; one-line error descriptions that point at the user's
+code. (The CPU settings that keep NTU-size passes to
 seconds are :func:`epam_guard.isolation.cpu_math`.)
 """
 from __future__ import annotations

@@ -23,7 +23,7 @@ def tiny(kind: str, **sizes: Any) -> BatchRecipe:
     return BatchRecipe(**{**values, **sizes}, kind=kind)
 
 
-def config(model: dict[str, Any], pipeline: list[dict], dataset: str = 'PoseDataset') -> Config:
+def config(model: dict[str, Any], pipeline: list[Any], dataset: str = 'PoseDataset') -> Config:
     data = dict(type=dataset, ann_file='a', split='s', pipeline=pipeline)
     return Config(dict(model=model, **{f'{name}_dataloader': dict(dataset=copy.deepcopy(data))
                                        for name in ('train', 'val', 'test')}))
@@ -70,7 +70,8 @@ def test_synthetic_data_takes_the_heads_classes(tmp_path) -> None:
     assert cfg.train_dataloader.dataset.ann_file.startswith(str(tmp_path))
 
 
-TSM = [dict(type='DecordInit'), dict(type='SampleFrames', clip_len=1, num_clips=8),
+TSM: list[dict[str, Any]] = [
+       dict(type='DecordInit'), dict(type='SampleFrames', clip_len=1, num_clips=8),
        dict(type='DecordDecode'), dict(type='Resize', scale=(-1, 256)),
        dict(type='MultiScaleCrop', input_size=224, scales=(1, 0.875)),
        dict(type='Resize', scale=(224, 224), keep_ratio=False),

@@ -26,7 +26,7 @@ from epam_guard.result import CheckResult, Status
 pytestmark = pytest.mark.slow
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def context(config_id: str) -> Any:
     config = mmaction_config(config_id)
     return build_context(GuardSettings(config=config.path, cfg_options=dict(config.cfg_options),
@@ -104,3 +104,28 @@ def test_a_pose_configs_save_best_key_that_no_metric_makes_fails_runner() -> Non
     text = failed(run_check(ctx, 'runner', runner.check), '4')
     assert "save_best='acc/RGBPose_1:1_top1') waits for a metric validation never produces; " \
            "it reported acc/top1, acc/top5, acc/mean1" in text
+
+
+def rawframes(cfg: Any) -> None:
+    """TSN's loaders as a RawframeDataset of frame folders, decoded by RawFrameDecode."""
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        dataset = cfg[loader].dataset
+        dataset.type, dataset.data_prefix = 'RawframeDataset', dict(img='data/rawframes')
+        dataset.pipeline = [dict(type='RawFrameDecode') if step.type == 'DecordDecode' else step
+                            for step in dataset.pipeline if step.type != 'DecordInit']
+
+
+def test_a_rawframe_config_passes_pipeline_and_its_broken_variant_fails() -> None:
+    result = run_check(broken('tsn', rawframes), 'pipeline', pipeline.check)
+    assert result.status is Status.PASS, result.verdict
+    assert result.details['data'].startswith('synthetic RawframeDataset: ')
+
+    def clips_for_a_3d_model(cfg: Any) -> None:
+        rawframes(cfg)
+        next(step for step in cfg.val_dataloader.dataset.pipeline
+             if step.type == 'FormatShape').input_format = 'NCTHW'
+
+    text = failed(run_check(broken('tsn', clips_for_a_3d_model), 'pipeline', pipeline.check),
+                  '1')
+    assert text.startswith('val pipeline: the sample is 5-D'), text
+    assert 'but Recognizer2D takes NCHW samples of 4 axes' in text
