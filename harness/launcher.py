@@ -195,9 +195,7 @@ def training_config(ctx: Any, root: Path, launcher: str, device: Any, world_size
                              'train_cfg': dict(cfg.train_cfg),
                              'outputs': redirect(cfg, root / 'outputs')}
     if ctx.settings.size == 'tiny':
-        recipe = ctx.recipe
-        swaps['tiny_pipelines'] = shrink_pipelines(cfg, recipe.rgb_frames, recipe.pose_frames,
-                                                   recipe.crop)
+        swaps['tiny_pipelines'] = shrink_pipelines(cfg, ctx.recipe)
     swaps['distributed'] = distribute(cfg, launcher, device, timeout)
     return cfg, swaps
 

@@ -45,7 +45,12 @@ from ..context import GuardContext
 from ..contract import Rule
 from ..rank import STEPS, distribute, loop_of
 from ..result import CheckResult, Finding, conclude
-from ._launch import LOADERS, SAMPLERS, in_process_loaders, synthetic_config
+from ._launch import (
+    SAMPLERS,
+    in_process_loaders,
+    synthetic_config,
+    unrepeated,
+)
 from .train_step import group_by_module
 
 WORLD_SIZE = 2
@@ -77,36 +82,58 @@ RECREATED_FIX = ("create every parameter once, in __init__: a new nn.Parameter m
                  "find_unused_parameters=True would hide this, not fix it")
 
 
-def shrink_pipelines(cfg: Any, rgb_frames: int, pose_frames: int, side: int) -> list[str]:
-    """Clip lengths and spatial sizes of every pipeline set to the guard's tiny sizes.
+#: Transforms whose output size is one number, by the key that holds it.
+CROP_SIZES = {'CenterCrop': 'crop_size', 'ThreeCrop': 'crop_size', 'TenCrop': 'crop_size',
+              'MultiScaleCrop': 'input_size'}
 
-    Keeps the channels, the RGB:pose frame ratio and the heat maps' scaling
-    (they scale with the crop). Returns what was changed.
+
+def _shrunk_scale(scale: Any, side: int) -> Any:
+    """A ``Resize`` scale at ``side``: ``(-1, 256)`` keeps its free side, a fixed one is square."""
+    if isinstance(scale, (tuple, list)) and len(scale) == 2:
+        return tuple(-1 if value == -1 else side for value in scale)
+    return scale
+
+
+def shrink_pipelines(cfg: Any, recipe: Any) -> list[str]:
+    """Clip lengths and spatial sizes of every pipeline set to the guard's tiny recipe.
+
+    Every transform is kept; only sizes change. Keeps the channels, the
+    views (``num_clips``, crops), the RGB:pose frame ratio and the heat maps'
+    scaling (they scale with the crop). The samplers' ``clip_len`` becomes what
+    makes the recipe's frames (:func:`epam_guard.batch.sampler_clip_len`), or
+    stays where the frames are part of the model (a 2-D model's segments: TSM
+    shifts across ``num_segments``); crops and resizes take the recipe's crop.
+    Returns what was changed.
     """
+    from epam_guard.fixtures.datasets import find_datasets
+
+    from ..batch import sampler_clip_len
+
+    clip_len = None if recipe.keep_time else sampler_clip_len(recipe)
+    side = recipe.crop
     changed = []
-    for loader in LOADERS.values():
-        pipeline = ((cfg.get(loader) or {}).get('dataset') or {}).get('pipeline') or []
-        for step in pipeline:
-            kind = str(step.get('type'))
-            if kind in SAMPLERS and isinstance(step.get('clip_len'), dict):
-                step['clip_len'] = dict(RGB=rgb_frames, Pose=pose_frames)
-            elif kind in SAMPLERS and step.get('clip_len') is not None:
-                step['clip_len'] = rgb_frames
-            elif kind == 'Resize' and isinstance(step.get('scale'), (tuple, list)):
-                step['scale'] = (side, side)
-            elif kind == 'CenterCrop':
-                step['crop_size'] = side
+    for data in find_datasets(cfg):
+        for step in data.pipeline:
+            kind_name = str(step.get('type'))
+            if kind_name in SAMPLERS and step.get('clip_len') is not None \
+                    and clip_len is not None:
+                step['clip_len'] = clip_len
+            elif kind_name == 'Resize' and isinstance(step.get('scale'), (tuple, list)):
+                step['scale'] = _shrunk_scale(step['scale'], side)
+            elif kind_name in CROP_SIZES and step.get(CROP_SIZES[kind_name]) is not None:
+                step[CROP_SIZES[kind_name]] = side
             else:
                 continue
-            changed.append(f'{loader}.{kind}')
+            changed.append(f'{data.loader}.{kind_name}')
     return sorted(set(changed))
 
 
 def prepare(ctx: GuardContext, root: Path) -> tuple[Any, dict[str, Any]]:
     """The config the ranks train: the user's, with the swaps this check makes, and them."""
     samples = STEPS * WORLD_SIZE * RANK_BATCH
-    cfg, _ = synthetic_config(ctx.cfg, root, num_train=samples, num_val=WORLD_SIZE,
-                              seed=ctx.settings.seed)
+    cfg, synthetic = synthetic_config(ctx.cfg, root, num_train=samples, num_val=WORLD_SIZE,
+                                      seed=ctx.settings.seed,
+                                      num_classes=ctx.recipe.num_classes)
     train = cfg.get('train_dataloader')
     batch = int(train.get('batch_size', 1))
     train.batch_size = RANK_BATCH
@@ -114,15 +141,13 @@ def prepare(ctx: GuardContext, root: Path) -> tuple[Any, dict[str, Any]]:
     cfg.work_dir = str(root / 'work_dir')
     cfg.train_cfg = loop_of(cfg.get('train_cfg'), STEPS)
     swaps: dict[str, Any] = {
-        'data': f'synthetic NTU-60, {samples} training samples',
+        'data': synthetic.describe(), 'unrepeated': unrepeated(cfg),
         'train_batch_per_rank': f'{RANK_BATCH} (config: {batch})',
         'num_workers': 0, 'work_dir': 'temporary', 'train_cfg': dict(cfg.train_cfg),
         'outputs': redirect(cfg, root / 'outputs'),
     }
     if ctx.settings.size == 'tiny':
-        recipe = ctx.recipe
-        swaps['tiny_pipelines'] = shrink_pipelines(cfg, recipe.rgb_frames, recipe.pose_frames,
-                                                   recipe.crop)
+        swaps['tiny_pipelines'] = shrink_pipelines(cfg, ctx.recipe)
     device = ctx.device if ctx.device.type == 'cuda' and (
         torch.cuda.device_count() >= WORLD_SIZE) else torch.device('cpu')
     swaps['distributed'] = distribute(cfg, 'pytorch', device, budget_of(ctx))

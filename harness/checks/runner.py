@@ -5,7 +5,8 @@ waits for) and §6 (a training step and a checkpoint that loads back). The
 ``Runner`` is built with ``Runner.from_cfg`` from the user's config with only
 these swapped:
 
-- data locations: a synthetic NTU-60 set in a temporary folder, one training
+- data locations: synthetic data in the format of each dataloader's dataset
+  (:mod:`epam_guard.fixtures.datasets`) in a temporary folder, one training
   and one validation sample (``batch_size`` as configured; the training set
   has a full batch when the loader drops the last one);
 - loader workers: ``num_workers=0``, ``persistent_workers=False``;
@@ -16,7 +17,8 @@ these swapped:
   real run's checkpoint is not read), and the verdict says so;
   ``launcher='none'`` (see :mod:`._outputs`);
 - loop lengths: one epoch (one iteration for an iteration-based loop),
-  validated at its end.
+  validated at its end; a ``RepeatDataset`` passes over its data once
+  (``times=1``), so the epoch is one pass over the synthetic samples.
 
 Everything else runs as configured: the model (a fresh one, built by the
 Runner), optimizer, parameter schedulers (MMEngine takes a shorter loop as it
@@ -51,7 +53,7 @@ from ..contract import Rule
 from ..errors import one_line
 from ..isolation import cpu_math, preserved_state
 from ..result import CheckResult, Finding, conclude
-from ._launch import in_process_loaders, located, synthetic_config
+from ._launch import in_process_loaders, located, synthetic_config, unrepeated
 from ._outputs import named_folders, redirect_outputs, watched_writes
 from .common import closest
 
@@ -117,9 +119,10 @@ def launch_config(ctx: GuardContext, root: Path) -> tuple[Any, Any, dict[str, An
     train = ctx.cfg.get('train_dataloader') or {}
     num_train = int(train.get('batch_size', 1)) if train.get('drop_last') else 1
     cfg, dataset = synthetic_config(ctx.cfg, root, num_train=num_train, num_val=1,
-                                    seed=ctx.settings.seed)
+                                    seed=ctx.settings.seed, num_classes=ctx.recipe.num_classes)
     in_process_loaders(cfg)
     outputs = redirect_outputs(cfg, root / 'outputs')
+    outputs['unrepeated'] = unrepeated(cfg)
     cfg.work_dir = str(root / 'work_dir')
     cfg.launcher = 'none'
     cfg.train_cfg = short_loop(cfg.get('train_cfg'))
@@ -136,7 +139,7 @@ def metric_findings(save_best: list[str] | None, metrics: dict[str, Any] | None)
     """``save_best`` keys that validation did not produce."""
     if not save_best:
         return []
-    if metrics is None:
+    if metrics is None or (not metrics and 'auto' in save_best):
         return [Finding(Rule.HEAD, f'CheckpointHook(save_best={save_best}) waits for a validation '
                                    'metric, but validation never reported any (is val_dataloader, '
                                    'val_cfg and val_evaluator set?)')]
@@ -154,6 +157,14 @@ def metric_findings(save_best: list[str] | None, metrics: dict[str, Any] | None)
         f'CheckpointHook(save_best={missing[0]!r}) waits for a metric '
         f'validation never produces; it reported {shown or "nothing"}. A real '
         f'run dies with KeyError after its first validation; {fix}')]
+
+
+def best_names(save_best: list[str] | None, metrics: dict[str, Any] | None) -> list[str]:
+    """``save_best`` as the verdict names it: ``auto`` with the metric it resolved to
+    (CheckpointHook takes the first one validation reports)."""
+    first = next(iter(metrics or {}), None)
+    return [f'auto = {first}' if key == 'auto' and first else key
+            for key in save_best or ['(no save_best)']]
 
 
 def loads_back(cfg: Any, paths: list[Path], trained: dict[str, torch.Tensor]
@@ -331,7 +342,7 @@ def check(ctx: GuardContext) -> CheckResult:
                 details.setdefault('checkpoints', [])
         strays, watch_warnings = write_findings(writes, details)
     findings += strays
-    best = save_best or ['(no save_best)']
+    best = best_names(save_best, observer.metrics)
     load = ' with weights_only=False' if warnings else ''  # the warning says why
     return conclude('runner', findings,
                     f'Runner trained {observer.train_iters} iteration(s), validated '
