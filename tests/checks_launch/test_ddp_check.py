@@ -232,7 +232,7 @@ from epam_guard.engine import run_check
 sys.path.insert(0, {here!r})
 import rank_faults
 settings = GuardSettings(batch_size=2, import_paths=[{here!r}],
-                         cfg_options=rank_faults.fault('sleep'))
+                         cfg_options=rank_faults.fault('sleep', mark={mark!r}))
 print(run_check(build_context(settings), 'ddp', ddp.check).verdict, flush=True)
 '''
 
@@ -241,26 +241,28 @@ print(run_check(build_context(settings), 'ddp', ddp.check).verdict, flush=True)
 @pytest.mark.slow
 @pytest.mark.parametrize('moment', ['forked', 'running'])
 @pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
-def test_no_rank_outlives_the_process_running_the_check(sig, moment):
+def test_no_rank_outlives_the_process_running_the_check(sig, moment, tmp_path):
     """The check runs in a plain process (no supervisor); ranks die with it however it ends,
-    and it ends within a bounded time whatever phase they are in: just forked (the agent may
-    still be starting the other), or running."""
-    proc = subprocess.Popen([sys.executable, '-c', RUN_CHECK.format(here=str(HERE))],
+    and it ends within a bounded time whatever phase they are in: just forked (the first
+    rank process appeared; the agent may still be starting the other), or running (rank 1
+    marked that it began its first training step, where it hangs)."""
+    mark = tmp_path / 'training-began'
+    proc = subprocess.Popen([sys.executable, '-c', RUN_CHECK.format(here=str(HERE),
+                                                                    mark=str(mark))],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env=dict(os.environ, OMP_NUM_THREADS='1'))
     seen: set[int] = set()
     try:
         deadline = time.monotonic() + START_WAIT
         while time.monotonic() < deadline and proc.poll() is None:
-            ranks = psutil.Process(proc.pid).children(recursive=True)
-            seen |= {p.pid for p in ranks}
-            if len(ranks) >= (1 if moment == 'forked' else 2):
+            if moment == 'forked':
+                seen |= {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
+            if seen or mark.exists():
                 break
-            time.sleep(0.02 if moment == 'forked' else 0.2)
-        assert seen, 'the ranks never started'
-        if moment == 'running':
-            time.sleep(1.0)
+            time.sleep(0.02)
         seen |= {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
+        assert seen, 'the ranks never started'
+        assert moment == 'forked' or mark.exists(), 'the ranks never began training'
         proc.send_signal(sig)
         proc.wait(timeout=30)
         # Ended by the signal itself (an uncaught KeyboardInterrupt re-raises SIGINT), not by
