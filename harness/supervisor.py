@@ -46,6 +46,8 @@ DUMP_GRACE = 0.5
 #: Seconds a child may take to import and build before any model code runs
 #: (``--timeout`` bounds model code; a loaded machine must not look like a hang).
 STARTUP_S = 120.0
+#: Bytes of events already sent that an interrupted run still takes in (a pipe holds 64 KiB).
+DRAIN_BYTES = 1 << 20
 #: Lines of the child's own output kept for a report.
 LOG_TAIL = 15
 #: Frames of a dumped stack kept in a report.
@@ -354,9 +356,8 @@ class Supervisor:
                     buffer += chunk
                     *lines, buffer = buffer.split(b'\n')
                     for line in lines:
-                        event = json.loads(line)
+                        event = self._take(line, remaining)
                         kind = event.get('event')
-                        self.outcome.record(event)
                         if kind in ('start', 'result', 'ready', 'phase', 'progress'):
                             since = time.monotonic()  # the clock restarts at each step
                             model_code = model_code or kind in ('ready', 'phase')
@@ -365,9 +366,7 @@ class Supervisor:
                         elif kind == 'phase':
                             self._check_started = since
                         elif kind == 'result':
-                            remaining.remove(event['result']['name'])
                             running = None
-                        self._emit(event)
                         if kind in ('done', 'fatal'):
                             return True
                 elif self.proc.poll() is not None:
@@ -381,12 +380,40 @@ class Supervisor:
             self.proc.wait()
             self._crashed(running, remaining, fault, log)
             return False
+        except StopRequested:
+            # What the worker sent before the signal still counts: the report then names
+            # the check it was in, not the one before (its start may be unread in the pipe).
+            self._drain(selector, read_fd, buffer, remaining)
+            raise
         finally:
             selector.close()
             os.close(read_fd)
             if self.proc is not None:
                 stop_tree(self.proc.pid)
                 self.proc = None
+
+    def _take(self, line: bytes, remaining: list[str]) -> Event:
+        """One event line of the worker: recorded, its check's result consumed, passed on."""
+        event: Event = json.loads(line)
+        self.outcome.record(event)
+        if event.get('event') == 'result':
+            remaining.remove(event['result']['name'])
+        self._emit(event)
+        return event
+
+    def _drain(self, selector: selectors.BaseSelector, read_fd: int, buffer: bytes,
+               remaining: list[str]) -> None:
+        """Take in the whole event lines already in the pipe, without waiting for more
+        (at most :data:`DRAIN_BYTES`: a worker still writing cannot hold this up)."""
+        taken = 0
+        while taken < DRAIN_BYTES and selector.select(timeout=0):
+            chunk = os.read(read_fd, 1 << 16)
+            if not chunk:
+                break
+            taken += len(chunk)
+            *lines, buffer = (buffer + chunk).split(b'\n')
+            for line in lines:
+                self._take(line, remaining)
 
     # ------------------------------------------------------------------ reports
     def _log_tail(self, log: Path) -> list[str]:

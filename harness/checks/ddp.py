@@ -231,7 +231,16 @@ def quiet_agent() -> Any:
 
 
 class Launch:
-    """``elastic_launch`` of the ranks in a thread, so this thread can keep the clock."""
+    """``elastic_launch`` of the ranks in a thread, so this thread can keep the clock.
+
+    Whether the agent has ended is an event the thread sets as its last act,
+    not ``Thread.is_alive()``: on Python 3.11 a ``Thread.join`` that a
+    KeyboardInterrupt cuts short releases the running thread's state lock and
+    marks it stopped (the bpo-45274 handling), so after a Ctrl-C the agent
+    looked ended while it was still starting or stopping ranks; the check then
+    returned early and the interpreter's exit waited on a rank forked after
+    the last stop, or aborted freeing the agent's store under it.
+    """
 
     def __init__(self, spec: dict[str, Any], root: Path) -> None:
         from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, Std
@@ -247,6 +256,7 @@ class Launch:
             logs_specs=DefaultLogsSpecs(log_dir=str(root / 'logs'), redirects=Std.ALL))
         self.failures: dict[int, Any] = {}
         self.error: BaseException | None = None
+        self.ended = threading.Event()
         self.thread = threading.Thread(target=self._run, name='epam-guard-ddp-agent',
                                        daemon=True)
 
@@ -262,12 +272,18 @@ class Launch:
             self.failures = dict(exc.failures)
         except BaseException as exc:  # the agent itself failed (rendezvous, spawn)
             self.error = exc
+        finally:
+            self.ended.set()
 
     def start(self) -> None:
         self.thread.start()
 
+    def wait(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for the agent to end; whether it has."""
+        return self.ended.wait(seconds)
+
     def done(self) -> bool:
-        return not self.thread.is_alive()
+        return self.ended.is_set()
 
 
 def release_agent() -> None:
@@ -389,8 +405,7 @@ class Watch:
         deadline = time.monotonic() + within
         while True:
             self.stop()
-            launch.thread.join(0.2)
-            if launch.done() or time.monotonic() > deadline:
+            if launch.wait(0.2) or time.monotonic() > deadline:
                 break
         self.stop()  # whatever the agent started in its last moment
 
@@ -424,10 +439,10 @@ def run_ranks(spec: dict[str, Any], root: Path, budget: float,
     failed_at = None
     interrupted = False
     with quiet_agent():
-        launch.start()
         try:
+            launch.start()  # inside: an interrupt as the agent starts stops what it started
             while not launch.done():
-                launch.thread.join(POLL)
+                launch.wait(POLL)
                 now = time.monotonic()
                 for rank, record in enumerate(watch.look()):
                     phase = (record or {}).get('phase')

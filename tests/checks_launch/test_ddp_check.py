@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from types import SimpleNamespace
 
@@ -161,6 +162,68 @@ def test_a_hung_rank_is_stopped_within_the_budget():
     assert 48.0 <= details['ranks_s'] - details['progress_s'] < 48.0 + ddp.STOP_WAIT[False]
 
 
+def waiting_on_the_agent(thread: threading.Thread) -> bool:
+    """Whether ``thread`` is blocked waiting on a lock of ``threading`` (an event, a join),
+    called from the check's code other than ``Launch.start`` (which waits for the thread
+    to begin)."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    if frame is None or frame.f_code.co_filename != threading.__file__ or \
+            frame.f_code.co_name not in ('wait', '_wait_for_tstate_lock'):
+        return False
+    while frame is not None and frame.f_code.co_filename == threading.__file__:
+        frame = frame.f_back
+    return frame is not None and frame.f_code.co_name != 'start'
+
+
+#: Seconds the stand-in agent waits for the check to wait on it: a net, never reached on a pass.
+AGENT_WAIT = 20.0
+
+
+@pytest.mark.parametrize('moment', ['starting', 'waiting'])
+def test_an_interrupted_check_returns_only_once_the_agent_has_ended(moment, tmp_path,
+                                                                   monkeypatch):
+    """Ctrl-C while torch's agent is at work: the check stops the ranks and waits for the
+    agent to end before it gives the interrupt back, whatever the agent was doing.
+
+    A stand-in agent (no processes) interrupts the check itself at a known moment: as the
+    check starts it, or once the check is blocked waiting on it. It then ends only when it
+    sees the check waiting on it again, after the check began stopping the ranks: a check
+    that took the agent for ended (Python 3.11's ``Thread.join`` marks a running thread
+    stopped when a KeyboardInterrupt cuts it short) or let the interrupt out before it
+    stopped anything returns while the agent still runs."""
+    main = threading.main_thread()
+    stopping = threading.Event()
+    ended: list[str] = []
+
+    def stop(procs):
+        stopping.set()
+        return []
+
+    def until(condition) -> bool:
+        deadline = time.monotonic() + AGENT_WAIT
+        while not condition():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
+        return True
+
+    def elastic_launch(config, entrypoint):
+        def agent(spec):
+            if moment == 'waiting':
+                until(lambda: waiting_on_the_agent(main))
+            signal.pthread_kill(main.ident, signal.SIGINT)  # type: ignore[arg-type]
+            if until(lambda: stopping.is_set() and waiting_on_the_agent(main)):
+                ended.append('before the check returned')
+        return agent
+
+    monkeypatch.setattr('torch.distributed.launcher.api.elastic_launch', elastic_launch)
+    monkeypatch.setattr(ddp, 'stop', stop)
+    monkeypatch.setattr(ddp, 'POLL', AGENT_WAIT)  # the check's own loop waits on the agent
+    with pytest.raises(KeyboardInterrupt):
+        ddp.run_ranks({}, tmp_path, budget=600.0)
+    assert ended == ['before the check returned']
+
+
 RUN_CHECK = '''
 import sys
 from epam_guard.context import GuardSettings, build_context
@@ -169,7 +232,7 @@ from epam_guard.engine import run_check
 sys.path.insert(0, {here!r})
 import rank_faults
 settings = GuardSettings(batch_size=2, import_paths=[{here!r}],
-                         cfg_options=rank_faults.fault('sleep'))
+                         cfg_options=rank_faults.fault('sleep', mark={mark!r}))
 print(run_check(build_context(settings), 'ddp', ddp.check).verdict, flush=True)
 '''
 
@@ -178,26 +241,28 @@ print(run_check(build_context(settings), 'ddp', ddp.check).verdict, flush=True)
 @pytest.mark.slow
 @pytest.mark.parametrize('moment', ['forked', 'running'])
 @pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
-def test_no_rank_outlives_the_process_running_the_check(sig, moment):
+def test_no_rank_outlives_the_process_running_the_check(sig, moment, tmp_path):
     """The check runs in a plain process (no supervisor); ranks die with it however it ends,
-    and it ends within a bounded time whatever phase they are in: just forked (the agent may
-    still be starting the other), or running."""
-    proc = subprocess.Popen([sys.executable, '-c', RUN_CHECK.format(here=str(HERE))],
+    and it ends within a bounded time whatever phase they are in: just forked (the first
+    rank process appeared; the agent may still be starting the other), or running (rank 1
+    marked that it began its first training step, where it hangs)."""
+    mark = tmp_path / 'training-began'
+    proc = subprocess.Popen([sys.executable, '-c', RUN_CHECK.format(here=str(HERE),
+                                                                    mark=str(mark))],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env=dict(os.environ, OMP_NUM_THREADS='1'))
     seen: set[int] = set()
     try:
         deadline = time.monotonic() + START_WAIT
         while time.monotonic() < deadline and proc.poll() is None:
-            ranks = psutil.Process(proc.pid).children(recursive=True)
-            seen |= {p.pid for p in ranks}
-            if len(ranks) >= (1 if moment == 'forked' else 2):
+            if moment == 'forked':
+                seen |= {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
+            if seen or mark.exists():
                 break
-            time.sleep(0.02 if moment == 'forked' else 0.2)
-        assert seen, 'the ranks never started'
-        if moment == 'running':
-            time.sleep(1.0)
+            time.sleep(0.02)
         seen |= {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
+        assert seen, 'the ranks never started'
+        assert moment == 'forked' or mark.exists(), 'the ranks never began training'
         proc.send_signal(sig)
         proc.wait(timeout=30)
         # Ended by the signal itself (an uncaught KeyboardInterrupt re-raises SIGINT), not by

@@ -94,13 +94,38 @@ def test_a_build_that_never_returns_is_stopped_at_the_timeout_and_is_a_failing_r
     assert [e['event'] for e in events][-2:] == ['result', 'fatal']
 
 
+#: Seconds a test waits for the stand-in worker to reach a step: a net for one that never
+#: does, not a measure of how fast it gets there.
+REACH_WAIT = 120.0
+
+
+def wait_until_written(path: Path) -> None:
+    """Return once ``path`` has content (or after :data:`REACH_WAIT` seconds)."""
+    deadline = time.monotonic() + REACH_WAIT
+    while not (path.exists() and path.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def signal_once_written(path: Path, signum: int) -> threading.Thread:
+    """A thread that sends ``signum`` to this process once ``path`` has content."""
+    def wait_and_signal() -> None:
+        wait_until_written(path)
+        os.kill(os.getpid(), signum)
+
+    thread = threading.Thread(target=wait_and_signal, daemon=True)
+    thread.start()
+    return thread
+
+
 @pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_stops_the_run_and_leaves_no_process(tmp_path, signum):
+    """The signal comes once the first check has started its grandchild (it wrote the pid),
+    not after a fixed time, which a loaded machine could spend still starting the worker."""
     pid_file = tmp_path / 'pid'
     supervisor = Supervisor({'command': 'check', 'checks': CHECKS,
                              'behaviour': {'first': 'sleeper'}, 'pid_file': str(pid_file)},
                             60.0, None, [HERE], worker='supervisor_worker')
-    threading.Timer(1.5, os.kill, (os.getpid(), signum)).start()
+    signal_once_written(pid_file, signum)
     with pytest.raises(Interrupted) as raised, interruptible(), supervisor:
         supervisor.run()
     assert raised.value.exit_code == 128 + signum
@@ -110,6 +135,29 @@ def test_a_signal_stops_the_run_and_leaves_no_process(tmp_path, signum):
     assert not psutil.pid_exists(grandchild) or \
         psutil.Process(grandchild).status() == psutil.STATUS_ZOMBIE
     assert not psutil.Process().children(recursive=True)
+
+
+def test_an_interrupt_names_the_check_whose_start_was_still_unread(tmp_path):
+    """The signal comes while the supervisor is still busy with an earlier event (its
+    on_event holds ``ready`` until the first check has started its grandchild): the start of
+    that check is sent but unread, and the run is still reported as interrupted in it."""
+    pid_file = tmp_path / 'pid'
+
+    def on_event(event: dict) -> None:
+        if event['event'] == 'ready':
+            wait_until_written(pid_file)
+            raise Interrupted(signal.SIGINT)
+
+    supervisor = Supervisor({'command': 'check', 'checks': CHECKS,
+                             'behaviour': {'first': 'sleeper'}, 'pid_file': str(pid_file)},
+                            60.0, on_event, [HERE], worker='supervisor_worker')
+    with pytest.raises(Interrupted), supervisor:
+        supervisor.run()
+    assert supervisor.outcome.running == 'first'
+    assert supervisor.outcome.results == []
+    grandchild = int(pid_file.read_text())
+    assert not psutil.pid_exists(grandchild) or \
+        psutil.Process(grandchild).status() == psutil.STATUS_ZOMBIE
 
 
 def test_exit_statuses_read_as_causes():
