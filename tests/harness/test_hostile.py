@@ -71,7 +71,8 @@ def test_heatmap_channels_that_do_not_match_the_backbone(capsys):
     """Limbs only: the pipeline fixes the count (17 COCO limbs), and the backbone wants 19."""
     target = 'train_dataloader.dataset.pipeline.7'  # GeneratePoseTarget
     line = unusable(capsys, '--cfg-options', f'{target}.with_kp=False',
-                    f'{target}.with_limb=True', 'model.backbone.pose_stream.in_channels=19', in_process=True)
+                    f'{target}.with_limb=True', 'model.backbone.pose_stream.in_channels=19',
+                    in_process=True)
     assert 'the pipeline makes 17 heat-map channels' in line and 'in_channels is 19' in line
 
 

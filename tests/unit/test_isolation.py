@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import random
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ def denormal_survives() -> bool:
 
 
 @pytest.fixture
-def two_threads():
+def two_threads() -> Iterator[None]:
     """Two intra-op threads for the test (the fast tier runs with one, where a thread count
     that is not put back would go unseen), the process's own count again afterwards."""
     previous = torch.get_num_threads()
