@@ -42,6 +42,7 @@ def run_variant(cfg_options: dict, timeout: float = 120.0) -> CheckResult:
 
 
 @pytest.mark.ddp
+@pytest.mark.slow  # two real rank processes under the elastic agent
 def test_passes_on_the_default_config(launch_context, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the user's working directory: the ranks write nothing there
     before = descendants()
@@ -90,6 +91,7 @@ def test_the_rank_that_raised_is_named_first_however_late_the_guard_looks(monkey
 
 
 @pytest.mark.ddp
+@pytest.mark.slow  # two real rank processes under the elastic agent
 def test_a_parameter_without_gradient_stops_ddp_and_is_named():
     result = run_variant(unused_head_overrides())
     assert result.status is Status.FAIL, result.verdict

@@ -20,9 +20,14 @@ from epam_guard.result import Status
 POSE_SAMPLER = 'train_dataloader.dataset.pipeline.0.clip_len.Pose'
 
 
-def unusable(capsys, *argv: str) -> str:
-    """Run the CLI, expect exit 2 and exactly one line on stderr; return it."""
-    assert main(['check', *argv]) == EXIT_UNUSABLE
+def unusable(capsys, *argv: str, in_process: bool = False) -> str:
+    """Run the CLI, expect exit 2 and exactly one line on stderr; return it.
+
+    ``in_process``: the model side runs in this interpreter (``--in-process``), for configs
+    that import nothing this process may not (no ``--import-path``, no plugin of their own),
+    which spares a child process its start-up; the supervised path is tested by the others.
+    """
+    assert main(['check', *(['--in-process'] if in_process else []), *argv]) == EXIT_UNUSABLE
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1, captured.err
@@ -37,25 +42,26 @@ def test_config_that_is_a_folder(capsys, tmp_path):
 def test_config_with_a_syntax_error(capsys, tmp_path):
     bad = tmp_path / 'bad.py'
     bad.write_text('model = dict(type=\n')
-    assert 'cannot be parsed: SyntaxError' in unusable(capsys, str(bad))
+    assert 'cannot be parsed: SyntaxError' in unusable(capsys, str(bad), in_process=True)
 
 
 def test_config_without_a_model(capsys, tmp_path):
     empty = tmp_path / 'empty.py'
     empty.write_text('optim_wrapper = dict()\n')
-    assert 'has no `model` dict to build' in unusable(capsys, str(empty))
+    assert 'has no `model` dict to build' in unusable(capsys, str(empty), in_process=True)
 
 
 def test_custom_import_that_fails(capsys, tmp_path):
     cfg = tmp_path / 'fork.py'
     cfg.write_text("custom_imports = dict(imports=['no_such_epam_fork'])\nmodel = dict()\n")
-    line = unusable(capsys, str(cfg))
+    line = unusable(capsys, str(cfg), in_process=True)
     assert 'custom_imports failed' in line and 'no_such_epam_fork' in line
     assert '--import-path' in line
 
 
 def test_unregistered_type_names_the_fix(capsys):
-    line = unusable(capsys, '--cfg-options', 'model.backbone.type=NoSuchBackbone')
+    line = unusable(capsys, '--cfg-options', 'model.backbone.type=NoSuchBackbone',
+                    in_process=True)
     assert "'NoSuchBackbone' is not registered" in line
     assert "custom_imports ['epam'] does not register it" in line
     assert "custom_imports = dict(imports=['epam', 'your_package'])" in line
@@ -65,7 +71,8 @@ def test_heatmap_channels_that_do_not_match_the_backbone(capsys):
     """Limbs only: the pipeline fixes the count (17 COCO limbs), and the backbone wants 19."""
     target = 'train_dataloader.dataset.pipeline.7'  # GeneratePoseTarget
     line = unusable(capsys, '--cfg-options', f'{target}.with_kp=False',
-                    f'{target}.with_limb=True', 'model.backbone.pose_stream.in_channels=19')
+                    f'{target}.with_limb=True', 'model.backbone.pose_stream.in_channels=19',
+                    in_process=True)
     assert 'the pipeline makes 17 heat-map channels' in line and 'in_channels is 19' in line
 
 
@@ -80,18 +87,19 @@ def test_head_channels_that_do_not_match_the_backbone(capsys):
 
 
 def test_pose_clip_length_the_model_cannot_take(capsys):
-    line = unusable(capsys, '--cfg-options', f'{POSE_SAMPLER}=40')
+    line = unusable(capsys, '--cfg-options', f'{POSE_SAMPLER}=40', in_process=True)
     assert 'pose clip length 40 is not a multiple of the RGB clip length 16' in line
 
 
 def test_heatmap_size_the_model_cannot_take(capsys):
     line = unusable(capsys, '--cfg-options',
-                    'train_dataloader.dataset.pipeline.7.scaling=0.5')
+                    'train_dataloader.dataset.pipeline.7.scaling=0.5', in_process=True)
     assert 'crop 224 and heat map 112 do not meet' in line
 
 
 def test_hierarchy_that_disagrees_with_the_head(capsys):
-    line = unusable(capsys, '--cfg-options', 'model.cls_head.num_classes=50')
+    line = unusable(capsys, '--cfg-options', 'model.cls_head.num_classes=50',
+                    in_process=True)
     assert 'config model.hierarchy: num_classes is 60 but the head has 50' in line
 
 
@@ -158,7 +166,8 @@ def test_config_without_its_custom_imports_names_the_missing_import(capsys, tmp_
 
 
 def test_misspelled_type_is_matched_against_the_registry(capsys):
-    line = unusable(capsys, '--cfg-options', 'model.cls_head.type=EPAMHierachicalHead')
+    line = unusable(capsys, '--cfg-options', 'model.cls_head.type=EPAMHierachicalHead',
+                    in_process=True)
     assert "'EPAMHierachicalHead' is not registered" in line
     assert "did you mean 'EPAMHierarchicalHead'?" in line
     assert 'custom_imports' not in line

@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import random
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +45,20 @@ def denormal_survives() -> bool:
     return bool(torch.tensor([1e-323], dtype=torch.float64)[0] != 0)
 
 
+@pytest.fixture
+def two_threads() -> Iterator[None]:
+    """Two intra-op threads for the test (the fast tier runs with one, where a thread count
+    that is not put back would go unseen), the process's own count again afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.mark.parametrize('raises', [False, True])
-def test_cpu_math_puts_threads_and_flush_denormal_back(raises):
+def test_cpu_math_puts_threads_and_flush_denormal_back(raises, two_threads):
     threads = torch.get_num_threads()
+    assert threads == 2
     if not torch.set_flush_denormal(False):
         pytest.skip('this CPU cannot flush denormals')
     with maybe_raising(raises), isolation.cpu_math(torch.device('cpu')):
@@ -58,7 +70,7 @@ def test_cpu_math_puts_threads_and_flush_denormal_back(raises):
     assert denormal_survives()
 
 
-def test_cpu_math_leaves_other_devices_alone():
+def test_cpu_math_leaves_other_devices_alone(two_threads):
     threads = torch.get_num_threads()
     with isolation.cpu_math(torch.device('meta')):
         assert torch.get_num_threads() == threads
