@@ -152,17 +152,19 @@ def changed_rows(now: torch.Tensor, before: torch.Tensor) -> list[int]:
 
 
 def row_findings(name: str, rows: int, changed: list[int], labels: list[int],
-                 hierarchy: Hierarchy | None, num_classes: int) -> list[Finding]:
+                 hierarchy: Hierarchy | None, num_classes: int | None = None) -> list[Finding]:
     """A class-indexed tensor the loss pass changed: at the rows of its own classes only?
 
-    A tensor with ``num_classes`` rows is fine state (the rows of the labels), one
-    with ``num_coarse_classes`` rows coarse state (the rows of hierarchy(labels),
-    where the profile has a hierarchy); where both counts are equal either set is
-    accepted.
+    A tensor with ``num_classes`` rows (the hierarchy's fine classes unless given)
+    is fine state (the rows of the labels), one with ``num_coarse_classes`` rows
+    coarse state (the rows of hierarchy(labels), where the profile has a
+    hierarchy); where both counts are equal either set is accepted.
     """
     fine = ("the batch's labels", 'fine', set(labels))
     coarse = ('hierarchy(labels)', 'coarse', set() if hierarchy is None
               else set(hierarchy(torch.tensor(labels)).tolist()))
+    if num_classes is None:  # the hierarchy's fine classes (there is one, or no state)
+        num_classes = hierarchy.num_classes if hierarchy is not None else rows
     levels = [(num_classes, fine)] + ([] if hierarchy is None
                                       else [(hierarchy.num_coarse_classes, coarse)])
     kinds = [kind for count, kind in levels if count == rows]

@@ -14,8 +14,8 @@ from epam_guard.checks import CHECKS
 from epam_guard.engine import run_check
 from epam_guard.result import Status
 
-CONTRACT_CHECKS = ('structure', 'routing', 'labels', 'train_step', 'eval_purity', 'first_pass',
-                   'summary')
+CONTRACT_CHECKS = ('structure', 'routing', 'labels', 'label_blind', 'train_step', 'eval_purity',
+                   'first_pass', 'summary')
 PARITY_ATOL = PARITY_RTOL = 1e-3
 
 pytestmark = pytest.mark.gpu

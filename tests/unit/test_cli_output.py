@@ -224,7 +224,8 @@ def test_the_supervising_process_never_imports_the_model_stack(tmp_path):
 @pytest.mark.parametrize(('argv', 'shown'), [
     (['--only', 'ddp'], 'checks=ddp size='),
     (['--tier', 'fast', '--skip', 'summary'],
-     'checks=structure,routing,labels,train_step,eval_purity,pipe_shapes,first_pass size='),
+     'checks=structure,routing,labels,label_blind,train_step,eval_purity,pipe_shapes,'
+     'first_pass size='),
     (['--tier', 'fast'], 'tier=fast size='),
     ([], 'tier=all size=')])
 def test_the_header_prints_the_selection(monkeypatch, capsys, argv, shown):
