@@ -34,7 +34,7 @@ from .diagnosis import (
 from .errors import ConfigError, GuardError
 from .isolation import CudaPlacements, contained_cuda, library_homes, quiet_mmengine
 from .options import parse_cfg_options
-from .referee import Hierarchy, build_hierarchy, guard_options
+from .referee import Hierarchy, build_hierarchy, guard_options, hierarchy_given
 
 DEFAULT_CONFIG = 'epam_ntu60.py'
 
@@ -387,6 +387,10 @@ def _build_context(settings: GuardSettings, fit: bool) -> GuardContext:
     label_api = resolve_label_api(settings.label_api, cfg)
     recipe = recipe_from_config(cfg, settings.size, settings.batch_size, settings.views,
                                 settings.seed, label_api)
+    # A hierarchy the user names is held against the head before the model is built: a model
+    # that checks it too would otherwise stop first, in its own words.
+    given = label_hierarchy(cfg, settings.hierarchy) \
+        if hierarchy_given(cfg, settings.hierarchy) else None
     loaded = time.perf_counter()
     seed_everything(settings.seed)
     placements = CudaPlacements(device)
@@ -394,7 +398,7 @@ def _build_context(settings: GuardSettings, fit: bool) -> GuardContext:
         model = build_model(cfg, device)
     profile, reason = contract_profile(cfg, model, settings.hierarchy)
     # Only a profile with a hierarchy needs one (and a head of 400 classes has none).
-    hierarchy = label_hierarchy(cfg, settings.hierarchy) if profile.hierarchy else None
+    hierarchy = (given or label_hierarchy(cfg, settings.hierarchy)) if profile.hierarchy else None
     built = time.perf_counter()
     ctx = GuardContext(settings, cfg, model, device, recipe, hierarchy,
                        {'config': loaded - start, 'build': built - loaded}, cuda=placements,

@@ -196,6 +196,12 @@ def needs_hierarchy(cfg: Any) -> bool:
     return isinstance(head, Mapping) and head.get('num_coarse_classes') is not None
 
 
+def hierarchy_given(cfg: Any, option: str | None = None) -> bool:
+    """True when the user names a hierarchy (``--hierarchy``, the guard key, ``model.hierarchy``)."""
+    return bool(option) or guard_options(cfg).get('hierarchy') is not None or \
+        cfg.model.get('hierarchy') is not None
+
+
 def build_hierarchy(cfg: Any, option: str | None = None) -> Hierarchy | None:
     """The referee mapping from ``--hierarchy``, the guard key, ``model.hierarchy`` or NTU-60;
     None when none is given and the head predicts no coarse classes.
