@@ -190,7 +190,8 @@ def training_config(ctx: Any, root: Path, launcher: str, device: Any, world_size
     in_process_loaders(cfg)
     cfg.work_dir = str(root / 'work_dir')
     cfg.train_cfg = loop_of(cfg.get('train_cfg'), STEPS)
-    swaps: dict[str, Any] = {'data': f'synthetic NTU-60, {samples} training samples',
+    swaps: dict[str, Any] = {'data': f"synthetic, in the format of the config's datasets, "
+                                     f'{samples} training samples',
                              'batch_per_rank': batch, 'num_workers': 0,
                              'train_cfg': dict(cfg.train_cfg),
                              'outputs': redirect(cfg, root / 'outputs')}

@@ -197,7 +197,7 @@ def needs_hierarchy(cfg: Any) -> bool:
 
 
 def hierarchy_given(cfg: Any, option: str | None = None) -> bool:
-    """True when the user names a hierarchy (``--hierarchy``, the guard key, ``model.hierarchy``)."""
+    """True when the user names one: ``--hierarchy``, the guard key or ``model.hierarchy``."""
     return bool(option) or guard_options(cfg).get('hierarchy') is not None or \
         cfg.model.get('hierarchy') is not None
 

@@ -97,8 +97,8 @@ CHECKS: dict[str, CheckSpec] = {spec.name: spec for spec in (
     CheckSpec('summary', (Rule.STATE,), FAST,
               'parameter counts per part (torchinfo); no part with parameters is frozen'),
     CheckSpec('pipeline', (Rule.INPUTS, Rule.HEAD), LAUNCH,
-              "the config's train/val/test pipelines on synthetic NTU-60 data make what "
-              'the model takes'),
+              "the config's train/val/test pipelines on synthetic data in the format of its "
+              'datasets make what the model takes'),
     CheckSpec('runner', (Rule.HEAD, Rule.STATE), LAUNCH,
               "a real MMEngine Runner from the config trains, validates, checkpoints, and "
               'writes nothing outside its temporary folder'),
