@@ -515,7 +515,7 @@ def report(rank: int, world_size: int, names: list[str], payloads: dict[int, dic
 
         if header:
             lines.append(_header_line(header))
-        cause = _root_cause(results)
+        cause = _root_cause(results, (header or {}).get('recipe'), (header or {}).get('contract'))
         print_report(results, '\n'.join(lines), cause, reason)
         timings = {**(header or {}).get('timings', {}),
                    'checks': sum(r.get('seconds', 0.0) for r in results), 'total': seconds}
