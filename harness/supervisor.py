@@ -354,8 +354,10 @@ class Supervisor:
                     if not chunk:  # the child (and only it) held the write end: it has ended
                         break
                     buffer += chunk
-                    *lines, buffer = buffer.split(b'\n')
-                    for line in lines:
+                    while b'\n' in buffer:
+                        # One line at a time: what is left in the buffer is exactly what
+                        # was not taken yet, should a stop request come from this line.
+                        line, buffer = buffer.split(b'\n', 1)
                         event = self._take(line, remaining)
                         kind = event.get('event')
                         if kind in ('start', 'result', 'ready', 'phase', 'progress'):
@@ -403,17 +405,21 @@ class Supervisor:
 
     def _drain(self, selector: selectors.BaseSelector, read_fd: int, buffer: bytes,
                remaining: list[str]) -> None:
-        """Take in the whole event lines already in the pipe, without waiting for more
-        (at most :data:`DRAIN_BYTES`: a worker still writing cannot hold this up)."""
+        """Take in the whole event lines already read (``buffer``) or in the pipe, without
+        waiting for more (at most :data:`DRAIN_BYTES`: a worker still writing cannot hold
+        this up)."""
         taken = 0
-        while taken < DRAIN_BYTES and selector.select(timeout=0):
-            chunk = os.read(read_fd, 1 << 16)
-            if not chunk:
-                break
-            taken += len(chunk)
-            *lines, buffer = (buffer + chunk).split(b'\n')
+        while True:
+            *lines, buffer = buffer.split(b'\n')
             for line in lines:
                 self._take(line, remaining)
+            if taken >= DRAIN_BYTES or not selector.select(timeout=0):
+                return
+            chunk = os.read(read_fd, 1 << 16)
+            if not chunk:
+                return
+            taken += len(chunk)
+            buffer += chunk
 
     # ------------------------------------------------------------------ reports
     def _log_tail(self, log: Path) -> list[str]:
