@@ -20,7 +20,7 @@ from epam_guard.context import make_mmaction_importable
 make_mmaction_importable()  # the MMAction2 wheel's missing package, before its models
 
 from mmaction.models.heads import RGBPoseHead, TSNHead  # noqa: E402
-from mmaction.models.recognizers import MMRecognizer3D  # noqa: E402
+from mmaction.models.recognizers import MMRecognizer3D, Recognizer2D  # noqa: E402
 from mmaction.registry import MODELS  # noqa: E402
 
 #: The tiny generic configs the variants plug into: RGB + pose (MMRecognizer3D) and RGB
@@ -242,6 +242,62 @@ class GuardTestFrozenPosePathBackbone(GuardTinyRGBPoseBackbone):
             parameter.requires_grad_(False)
 
 
+# ------------------------------------------------------------ the same on Recognizer2D
+@_register
+class GuardTestLabelsAsKwargsRecognizer2D(Recognizer2D):
+    """Adds the labels to the keyword arguments (``num_segs``) it returns for the head,
+    which ``BaseRecognizer.loss`` passes on to ``cls_head.loss`` and TSNHead's ``forward``
+    accepts."""
+
+    def extract_feat(self, inputs, stage='neck', data_samples=None, test_mode=False):
+        feats, kwargs = super().extract_feat(inputs, stage, data_samples, test_mode)
+        if test_mode or data_samples is None:
+            return feats, kwargs
+        return feats, {**kwargs, 'labels': _labels(data_samples, feats.device)}
+
+
+@_register
+class GuardTestUnusedBranchTSNHead(TSNHead):
+    """Builds a second classifier that no score or loss uses."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fc_spare = nn.Linear(self.in_channels, self.num_classes)
+
+
+@_register
+class GuardTestTrainBatchNormBackbone2D(GuardTinyBackbone2D):
+    """Puts its BatchNorm into training mode in every forward, so inference updates it."""
+
+    def forward(self, x):
+        for module in self.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.train()
+        return super().forward(x)
+
+
+@_register
+class GuardTestLazyTSNHead(TSNHead):
+    """Makes an extra classifier in its first forward (sized from the features)."""
+
+    def forward(self, x, num_segs, **kwargs):
+        scores = super().forward(x, num_segs, **kwargs)
+        if not hasattr(self, 'fc_late'):
+            self.fc_late = nn.Linear(x.shape[1], self.num_classes).to(x.device)
+        pooled = self.avg_pool(x).flatten(1).reshape(-1, num_segs, x.shape[1]).mean(1)
+        return scores + self.fc_late(pooled)
+
+
+@_register
+class GuardTestFrozenBackbone2D(GuardTinyBackbone2D):
+    """Freezes itself at build time, which the config does not ask for."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for parameter in self.body.parameters():
+            parameter.requires_grad_(False)
+
+
 def generic(recognizer: str | None = None, backbone: str | None = None,
             head: str | None = None) -> dict[str, Any]:
     """``--cfg-options`` that swap the given variant types into ``tiny_rgbpose.py``."""
@@ -269,4 +325,9 @@ TSN_BROKEN = {
     'label remapped in the head': generic(head='GuardTestRemappingTSNHead'),
     'predict reads the labels': generic(head='GuardTestLabelMaskingTSNHead'),
     'one prediction per clip': generic(head='GuardTestPerClipTSNHead'),
+    'labels as keyword arguments': generic('GuardTestLabelsAsKwargsRecognizer2D'),
+    'unused branch': generic(head='GuardTestUnusedBranchTSNHead'),
+    'BatchNorm updated at inference': generic(backbone='GuardTestTrainBatchNormBackbone2D'),
+    'layer made in forward': generic(head='GuardTestLazyTSNHead'),
+    'frozen part': generic(backbone='GuardTestFrozenBackbone2D'),
 }

@@ -115,6 +115,19 @@ def test_the_same_head_defects_on_a_2d_recognizer_fail_the_same_rules(tsn_contex
     assert 'predict returned 12 predictions for 2 input samples of 2 views' in per_segment
 
 
+def test_the_routing_and_state_defects_on_a_2d_recognizer_fail_the_same_rules(tsn_context):
+    """Recognizer2D with TSNHead: labels handed to the head beside ``num_segs``, and the
+    state defects, each caught by the same check as on the multimodal recognizer."""
+    text = failing(tsn_context('labels as keyword arguments'), 'routing', '2')
+    assert 'cls_head.loss received the labels as labels' in text
+    assert 'cls_head.fc_spare' in failing(tsn_context('unused branch'), 'train_step', '6')
+    text = failing(tsn_context('BatchNorm updated at inference'), 'eval_purity', '6')
+    assert 'predict mode changed' in text and 'backbone.body.1.running_mean' in text
+    assert 'cls_head.fc_late gained weight' in failing(tsn_context('layer made in forward'),
+                                                       'first_pass', '6')
+    assert 'backbone.body' in failing(tsn_context('frozen part'), 'summary', '6')
+
+
 def test_a_predict_that_reads_the_labels_passes_routing(generic_context):
     """No routing record shows a predict that reads its samples' labels; only
     ``label_blind``'s behaviour does."""
