@@ -35,13 +35,17 @@ RULES_END = '<!-- /rules-table -->'
 #: The EPAM recognizer's variants are in test_checks_fail.py; a generic MMAction2 recognizer's
 #: (the mmaction2 profile) in test_generic_fail.py.
 FAILING_TESTS: dict[str, tuple[str, ...]] = {
-    **{name: ('tests/harness/test_checks_fail.py',) for name in ('structure', 'pipe_shapes')},
+    'structure': ('tests/harness/test_checks_fail.py',),
     **{name: ('tests/harness/test_checks_fail.py', 'tests/harness/test_generic_fail.py')
        for name in ('routing', 'labels', 'label_blind', 'train_step', 'eval_purity',
                     'first_pass', 'summary')},
-    'pipeline': ('tests/checks_launch/test_pipeline_check.py',),
-    'runner': ('tests/checks_launch/test_runner_check.py',),
-    'ddp': ('tests/checks_launch/test_ddp_check.py',),
+    **{name: ('tests/harness/test_checks_fail.py', 'tests/mmaction/test_pipe_shapes.py')
+       for name in ('pipe_shapes',)},
+    'pipeline': ('tests/checks_launch/test_pipeline_check.py',
+                 'tests/mmaction/test_launch_variants.py'),
+    'runner': ('tests/checks_launch/test_runner_check.py',
+               'tests/mmaction/test_launch_variants.py'),
+    'ddp': ('tests/checks_launch/test_ddp_check.py', 'tests/harness/test_generic_fail.py'),
 }
 
 

@@ -128,6 +128,26 @@ def test_the_routing_and_state_defects_on_a_2d_recognizer_fail_the_same_rules(ts
     assert 'backbone.body' in failing(tsn_context('frozen part'), 'summary', '6')
 
 
+@pytest.mark.ddp
+@pytest.mark.slow  # two real rank processes under the elastic agent
+@pytest.mark.parametrize('kind', ['MMRecognizer3D', 'Recognizer2D'])
+def test_an_unused_branch_stops_ddp_and_is_named(kind: str) -> None:
+    """The ranks import the variants themselves (``custom_imports``, this folder on their
+    import path), so DDP meets the same unused classifier the check names."""
+    from epam_guard.checks import ddp
+    from epam_guard.context import GuardSettings, build_context
+
+    config, broken, module = {'MMRecognizer3D': (TINY_RGBPOSE, GENERIC_BROKEN, 'fc_fused'),
+                              'Recognizer2D': (TINY_TSN, TSN_BROKEN, 'fc_spare')}[kind]
+    settings = GuardSettings(config=config, cfg_options=dict(broken['unused branch']),
+                             batch_size=2, import_paths=[str(Path(__file__).parent)])
+    result = run_check(build_context(settings), 'ddp', ddp.check)
+    assert result.status is Status.FAIL and result.rules == ['6'], result.verdict
+    message = result.findings[0].message
+    assert 'DistributedDataParallel (find_unused_parameters=False) stopped' in message
+    assert f"'cls_head.{module}'" in message, message
+
+
 def test_a_predict_that_reads_the_labels_passes_routing(generic_context):
     """No routing record shows a predict that reads its samples' labels; only
     ``label_blind``'s behaviour does."""

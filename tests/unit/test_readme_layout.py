@@ -65,7 +65,7 @@ def failing_tests(path: Path, name: str) -> list[str]:
             body = ast.get_source_segment(path.read_text('utf-8'), node) or ''
             runs = f"'{name}'" in body or f'{name}.check' in body or path.stem.endswith(
                 f'{name}_check')
-            fails = re.search(r"Status\.FAIL|'fail'|FAIL\b|\.ok\b|\bfailing\(", body)
+            fails = re.search(r"Status\.FAIL|'fail'|FAIL\b|\.ok\b|\bfail(ing|ed)\(", body)
             if runs and fails:
                 found.append(node.name)
     return found
