@@ -517,6 +517,12 @@ def synthetic_labels(count: int, num_classes: int) -> list[int]:
     return [(i * stride) % num_classes for i in range(count)]
 
 
+def rolled(labels: list[int]) -> list[int]:
+    """The labels moved one sample on: each sample gets its neighbour's label (distinct
+    labels all change, and every value stays in range)."""
+    return labels[1:] + labels[:1]
+
+
 def make_data_sample(label: int, label_api: str = 'gt_label') -> Any:
     """An ``ActionDataSample`` carrying ``label`` the way MMAction2 1.2 or 1.0/1.1 does."""
     from mmaction.structures import ActionDataSample

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from .batch import labels_of, make_batch
+from .batch import labels_of, make_batch, rolled
 from .checks.common import Pass, prediction_of, run_pass, score_vector
 from .context import GuardContext
 from .contract import Rule
@@ -80,11 +80,6 @@ def _children(calls: list[Call], position: int) -> range:
     while end < len(calls) and calls[end].depth > depth:
         end += 1
     return range(position + 1, end)
-
-
-def rolled(labels: list[int]) -> list[int]:
-    """The labels moved one sample on: each sample gets its neighbour's label."""
-    return labels[1:] + labels[:1]
 
 
 def label_readers(ctx: GuardContext, run: Pass) -> Found:

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from .. import state
-from ..batch import make_batch, synthetic_labels
+from ..batch import make_batch, rolled, synthetic_labels
 from ..context import GuardContext
 from ..contract import Rule
 from ..result import CheckResult, Finding
@@ -39,7 +39,7 @@ def relabelled(labels: list[int], num_classes: int) -> dict[str, list[int]]:
     """
     unused = next((c for c in range(num_classes - 1, -1, -1) if c not in labels), labels[-1])
     return {
-        'shuffled': labels[1:] + labels[:1],
+        'shuffled': rolled(labels),
         'constant': [unused] * len(labels),
         'out of range': [num_classes + i if i % 2 == 0 else -1 - i for i in range(len(labels))],
     }

@@ -207,16 +207,32 @@ class GuardTestUnusedBranchRGBPoseHead(RGBPoseHead):
         self.fc_fused = nn.Linear(self.in_channels[0] + self.in_channels[1], self.num_classes)
 
 
-@_register
-class GuardTestTrainBatchNormBackbone(GuardTinyRGBPoseBackbone):
+class TrainsBatchNorm:
     """Puts its BatchNorm layers into training mode in every forward (a 'fix' for small
-    batches), so inference updates their running statistics."""
+    batches), so inference updates their running statistics. Mixed into a backbone."""
 
-    def forward(self, imgs, heatmap_imgs):
-        for module in self.modules():
-            if isinstance(module, nn.BatchNorm3d):
+    def forward(self, *args, **kwargs):
+        for module in self.modules():  # type: ignore[attr-defined]
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 module.train()
-        return super().forward(imgs, heatmap_imgs)
+        return super().forward(*args, **kwargs)  # type: ignore[misc]
+
+
+class FreezesPart:
+    """Freezes the child named by ``frozen`` at build time, which the config does not ask
+    for. Mixed into a backbone."""
+
+    frozen: str
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for parameter in getattr(self, self.frozen).parameters():
+            parameter.requires_grad_(False)
+
+
+@_register
+class GuardTestTrainBatchNormBackbone(TrainsBatchNorm, GuardTinyRGBPoseBackbone):
+    """The two-stream backbone, its BatchNorm trained at inference."""
 
 
 @_register
@@ -233,13 +249,10 @@ class GuardTestLazyRGBPoseHead(RGBPoseHead):
 
 
 @_register
-class GuardTestFrozenPosePathBackbone(GuardTinyRGBPoseBackbone):
-    """Freezes its pose stream at build time, which the config does not ask for."""
+class GuardTestFrozenPosePathBackbone(FreezesPart, GuardTinyRGBPoseBackbone):
+    """The two-stream backbone with its pose stream frozen."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        for parameter in self.pose_path.parameters():
-            parameter.requires_grad_(False)
+    frozen = 'pose_path'
 
 
 # ------------------------------------------------------------ the same on Recognizer2D
@@ -266,14 +279,8 @@ class GuardTestUnusedBranchTSNHead(TSNHead):
 
 
 @_register
-class GuardTestTrainBatchNormBackbone2D(GuardTinyBackbone2D):
-    """Puts its BatchNorm into training mode in every forward, so inference updates it."""
-
-    def forward(self, x):
-        for module in self.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.train()
-        return super().forward(x)
+class GuardTestTrainBatchNormBackbone2D(TrainsBatchNorm, GuardTinyBackbone2D):
+    """The 2-D backbone, its BatchNorm trained at inference."""
 
 
 @_register
@@ -289,13 +296,10 @@ class GuardTestLazyTSNHead(TSNHead):
 
 
 @_register
-class GuardTestFrozenBackbone2D(GuardTinyBackbone2D):
-    """Freezes itself at build time, which the config does not ask for."""
+class GuardTestFrozenBackbone2D(FreezesPart, GuardTinyBackbone2D):
+    """The 2-D backbone with its whole body frozen."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        for parameter in self.body.parameters():
-            parameter.requires_grad_(False)
+    frozen = 'body'
 
 
 def generic(recognizer: str | None = None, backbone: str | None = None,

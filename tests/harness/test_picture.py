@@ -22,8 +22,9 @@ from guard_variants import _register, overrides
 
 from epam.head import EPAMHierarchicalHead
 from epam.hierarchy import labels_from_samples
+from epam_guard.batch import rolled
 from epam_guard.flowgraph import flow
-from epam_guard.label_reach import differs, rolled
+from epam_guard.label_reach import differs
 from epam_guard.picture import LABEL_COLOUR, VIOLATION_COLOUR, check_html, trace_dot, trace_html
 
 BROWSER = find_browser()

@@ -75,7 +75,7 @@ custom_hooks = [dict(type='GuardTestWritingHook', **{hook!r})]
     return config, user
 
 
-def run_planted(tmp_path: Path, *selection: str) -> None:
+def assert_outputs_kept(tmp_path: Path, *selection: str) -> None:
     config, user = planted_config(tmp_path)
     before = snapshot(user)
     assert len(before) > 3 * len(OUTPUT_DIRS | OUTPUT_FILES)
@@ -86,9 +86,9 @@ def run_planted(tmp_path: Path, *selection: str) -> None:
 
 
 def test_structure_keeps_what_the_evaluator_names(tmp_path):
-    run_planted(tmp_path, '--only', 'structure')
+    assert_outputs_kept(tmp_path, '--only', 'structure')
 
 
 @pytest.mark.slow
 def test_a_full_run_keeps_every_output_the_config_names(tmp_path):
-    run_planted(tmp_path)
+    assert_outputs_kept(tmp_path)

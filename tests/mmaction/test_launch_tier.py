@@ -24,7 +24,7 @@ LAUNCH = names_in('launch')
 DDP_ON = ('stgcn', 'tsn')
 
 
-def launch(config_id: str, checks: list[str], tmp_path: Path,
+def assert_launch_passes(config_id: str, checks: list[str], tmp_path: Path,
            capsys: pytest.CaptureFixture) -> None:
     """``epam-guard check CONFIG --only CHECKS`` passes every check with no finding."""
     config = mmaction_config(config_id)
@@ -42,10 +42,10 @@ def launch(config_id: str, checks: list[str], tmp_path: Path,
 @pytest.mark.parametrize('config_id', IDS)
 def test_pipeline_and_runner_pass_with_no_finding(config_id: str, tmp_path: Path,
                                                   capsys: pytest.CaptureFixture) -> None:
-    launch(config_id, [name for name in LAUNCH if name != 'ddp'], tmp_path, capsys)
+    assert_launch_passes(config_id, [name for name in LAUNCH if name != 'ddp'], tmp_path, capsys)
 
 
 @pytest.mark.parametrize('config_id', DDP_ON)
 def test_ddp_passes_with_no_finding(config_id: str, tmp_path: Path,
                                     capsys: pytest.CaptureFixture) -> None:
-    launch(config_id, ['ddp'], tmp_path, capsys)
+    assert_launch_passes(config_id, ['ddp'], tmp_path, capsys)
