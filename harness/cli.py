@@ -2,7 +2,7 @@
 
 The CLI is a supervisor: it validates its arguments and prints its first line
 before anything heavy is imported, then runs the model in a child process it
-can always stop (:mod:`epam_guard.supervisor`), and renders what comes back.
+can always stop (:mod:`epam_guard.run.supervisor`), and renders what comes back.
 
 Exit status: 0 every check passed, 1 a check failed or errored (or warned,
 with ``--strict``), 2 the config, the arguments or the device are unusable
@@ -11,24 +11,30 @@ with ``--strict``), 2 the config, the arguments or the device are unusable
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import shlex
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .bisect_cli import add_parser as add_bisect_parser
-from .bisect_cli import cmd_bisect
+from .bisect.cli import add_parser as add_bisect_parser
+from .bisect.cli import cmd_bisect
 from .checks import CHECKS, select_checks
+from .model.config import resolve_config
 from .options import add_options, output_file
-from .report import terminal_text
-from .result import MESSAGE_LIMIT, bounded
+from .report.console import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_UNUSABLE,
+    Console,
+    header_line,
+    print_error,
+    report_meta,
+    root_cause_summary,
+)
+from .report.result import bounded
 
-EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
-SHOWN_FINDINGS = 5
 #: Options of the worker's settings that only the CLI reads.
 CLI_ONLY = ('command', 'json', 'junit', 'verbose', 'list', 'in_process', 'html', 'dot')
 
@@ -108,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 def list_checks() -> str:
     """The registry as a table: name, tier, rules, the contract profiles it runs in, what it
     proves; then each profile's rules."""
-    from .contract import PROFILES
+    from .contract.profiles import PROFILES
 
     rules = {name: ', '.join('§' + rule.value for rule in spec.rules)
              for name, spec in CHECKS.items()}
@@ -123,136 +129,19 @@ def list_checks() -> str:
     return '\n'.join(lines)
 
 
-class Console:
-    """Prints the run as it happens; on a terminal, the running check with its elapsed time.
-
-    A closed pipe (``epam-guard trace | head``) ends the printing quietly, not the run.
-    """
-
-    def __init__(self, verbose: bool = False, stream: Any = None) -> None:
-        self.stream = stream or sys.stdout
-        self.verbose = verbose
-        self.tty = bool(getattr(self.stream, 'isatty', lambda: False)())
-        self.closed = False
-        self.running: tuple[str, float] | None = None
-        self.shown_progress = False
-
-    def line(self, text: str = '') -> None:
-        if self.closed:
-            return
-        self._clear_progress()
-        try:
-            # Model messages reach the terminal: shown, never obeyed (a \r, a colour, a bell).
-            self.stream.write(terminal_text(text) + '\n')
-            self.stream.flush()
-        except BrokenPipeError:
-            self.closed = True
-            # Further writes (and the interpreter's final flush) go nowhere.
-            with contextlib.suppress(OSError, ValueError):
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, self.stream.fileno())
-
-    def progress(self, label: str | None = None) -> None:
-        """Show (or refresh) ``label`` with the seconds since it started; TTY only."""
-        if not self.tty or self.closed:
-            return
-        if label is not None:
-            self.running = (label, time.monotonic())
-        if self.running is None:
-            return
-        name, since = self.running
-        text = f'  ....  {name:<12} {time.monotonic() - since:5.1f}s'
-        with contextlib.suppress(OSError):
-            self.stream.write('\r\x1b[2K' + text)
-            self.stream.flush()
-            self.shown_progress = True
-
-    def _clear_progress(self) -> None:
-        if self.shown_progress:
-            with contextlib.suppress(OSError):
-                self.stream.write('\r\x1b[2K')
-            self.shown_progress = False
-
-    def result(self, result: dict[str, Any]) -> None:
-        self.running = None
-        status = result['status'].upper()
-        limit = 10**6 if self.verbose else MESSAGE_LIMIT
-        self.line(f'  {status:<5} {result["name"]:<12} {result.get("seconds", 0.0):6.2f}s  '
-                  f'{bounded(result["verdict"], limit)}')
-        findings = result.get('findings', [])
-        shown = findings if self.verbose else findings[:SHOWN_FINDINGS]
-        for finding in shown[1:]:
-            text = f"[{finding['rule']}] {finding['message']}"
-            self.line(f'{"":27}- {bounded(text, limit)}')
-        hidden = len(findings) - len(shown)
-        if hidden > 0:
-            self.line(f'{"":27}... {hidden} more (use --verbose or --json)')
-        for warning in result.get('warnings', []):
-            self.line(f'{"":27}warning: {bounded(warning, limit)}')
-        details = result.get('details') or {}
-        if self.verbose and result['status'] == 'error':
-            for key in ('stack', 'traceback', 'log_tail'):
-                for text in details.get(key) or []:
-                    self.line(f'{"":27}{str(text).rstrip()}')
-        if self.verbose:  # what the verdict rests on, passing or not
-            from .evidence import evidence_lines
-
-            for text in evidence_lines(details):
-                self.line(f'{"":27}{text}')
-
-
-def _header_line(header: dict[str, Any]) -> str:
-    """Batch, views, what each kind of pass runs at, device, hierarchy; then, one line each,
-    what the guard had to assume because the config does not say."""
-    recipe = header['recipe']
-    passes = header.get('passes') or {}
-    sizes = '; '.join(f'{size}' if kind == 'every pass' else f'{kind}: {size}'
-                      for kind, size in passes.items())
-    line = f'  N={recipe["batch_size"]} V={recipe["views"]}  {sizes}  device {header["device"]}'
-    if header.get('hierarchy'):
-        line += f'  hierarchy: {header["hierarchy"]}'
-    lines = [line]
-    if header.get('contract'):
-        lines.append(f'  contract: {header["contract"]} ({header.get("contract_reason")})')
-    return '\n'.join([*lines, *(f'  assumed: {note}' for note in recipe.get('assumed') or ())])
-
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     return {key: value for key, value in vars(args).items() if key not in CLI_ONLY}
 
 
-def _resolve_config(args: argparse.Namespace) -> str:
-    from .defaults import default_config_path
-    from .errors import ConfigError
-
-    if args.config is None:
-        found = default_config_path()
-        if found is None:
-            raise ConfigError('the default config configs/epam_ntu60.py is not installed; '
-                              'pass a config path')
-        return str(found)
-    path = Path(args.config)
-    if not path.exists():
-        raise ConfigError(f'config {path} does not exist')
-    if not path.is_file():
-        raise ConfigError(f'config {path} is not a file')
-    return str(path.resolve())
-
 
 def _run(spec: dict[str, Any], args: argparse.Namespace, on_event: Any) -> Any:
     """Run the spec supervised in a child process (or, with ``--in-process``, here)."""
-    from .supervisor import (
-        Interrupted,
-        Outcome,
-        Supervisor,
-        become_subreaper,
-        interruptible,
-        reap_orphans,
-        shielded,
-    )
+    from .probe.processes import become_subreaper, reap_orphans
+    from .run.supervisor import Interrupted, Outcome, Supervisor, interruptible, shielded
 
     if args.in_process:
-        from .worker import session
+        from .run.worker import session
 
         outcome = Outcome()
 
@@ -280,10 +169,10 @@ def cmd_check(args: argparse.Namespace, console: Console, started: float) -> int
     if args.list:
         console.line(list_checks())
         return EXIT_OK
-    from .report_paths import refuse_unsafe
+    from .report.paths import refuse_unsafe
 
     names = select_checks(args.only, args.skip, args.tier)
-    config = _resolve_config(args)
+    config = resolve_config(args)
     settings = {**_settings(args), 'config': config}
     rank = os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0'))
     # Only the rank that writes the reports proves it can (ranks may share the folder).
@@ -295,8 +184,8 @@ def cmd_check(args: argparse.Namespace, console: Console, started: float) -> int
         console.line(f'epam-guard check {config}  {selection} size={args.size} '
                      f'device={args.device} launcher={args.launcher}')
     if args.launcher != 'none':
-        from .launcher import run as run_launched
-        from .worker import settings_from
+        from .run.launcher import run as run_launched
+        from .run.worker import settings_from
 
         return int(run_launched(settings_from(settings), names, args.json, args.junit))
 
@@ -312,7 +201,7 @@ def cmd_check(args: argparse.Namespace, console: Console, started: float) -> int
             return  # a fresh process after a crash or hang: the header was said once
         if kind == 'ready':
             restarted = True
-            console.line(_header_line(event['header']))
+            console.line(header_line(event['header']))
             if event['header'].get('size_note'):
                 console.line(f'  note: {event["header"]["size_note"]}')
         elif kind == 'start':
@@ -327,7 +216,7 @@ def cmd_check(args: argparse.Namespace, console: Console, started: float) -> int
                     'picture': bool(args.html)}, args, on_event)
     code = _conclude(args, console, outcome, names, started)
     if args.html:
-        from .picture import write_check_html
+        from .report.picture import write_check_html
 
         write_check_html(args.html, outcome.results,
                          {'config': (outcome.header or {}).get('config', config),
@@ -342,19 +231,19 @@ def _conclude(args: argparse.Namespace, console: Console, outcome: Any, names: l
     warned = [r['name'] for r in results if r.get('warnings')]
     header = outcome.header or {}
     cause = (None if outcome.fatal is not None
-             else _root_cause(results, header.get('recipe'), header.get('contract')))
+             else root_cause_summary(results, header.get('recipe'), header.get('contract')))
     timings = dict((outcome.header or {}).get('timings') or {})
     timings['checks'] = sum(r.get('seconds', 0.0) for r in results)
     timings['total'] = time.perf_counter() - started
     stopped = None
     if outcome.fatal is not None:
         code = int(outcome.fatal.get('exit', EXIT_UNUSABLE))
-        _error(outcome.fatal['message'])
+        print_error(outcome.fatal['message'])
         stopped = f'the guard stopped ({bounded(outcome.fatal["message"])})'
     elif outcome.interrupted is not None:
         code = outcome.interrupted.exit_code
         during = outcome.running or ('start-up' if outcome.header is None else 'the report')
-        _error(f'interrupted during {during} ({outcome.interrupted})')
+        print_error(f'interrupted during {during} ({outcome.interrupted})')
         stopped = f'the run was interrupted ({outcome.interrupted})'
     else:
         console.line('  ' + '  '.join(f'{k} {v:.2f}s' for k, v in timings.items()))
@@ -375,7 +264,7 @@ def _conclude(args: argparse.Namespace, console: Console, outcome: Any, names: l
         code = EXIT_FAILED if failed or strict else EXIT_OK
     meta = report_meta(outcome.header, names, code, cause, outcome.fatal,
                        str(outcome.interrupted) if outcome.interrupted else None, timings)
-    from .report import unfinished
+    from .report.formats import unfinished
 
     # JUnit has no run-level status: a check that never finished is an error case there.
     missing = unfinished(names, results, outcome.running, stopped) if stopped else []
@@ -383,43 +272,10 @@ def _conclude(args: argparse.Namespace, console: Console, outcome: Any, names: l
     return code
 
 
-def report_meta(header: dict[str, Any] | None, names: list[str], code: int,
-                cause: dict[str, Any] | None, fatal: dict[str, Any] | None,
-                interrupted: str | None, timings: dict[str, float]) -> dict[str, Any]:
-    """What the JSON report holds beside the results: the same keys in every mode
-    (supervised, ``--in-process``, ``--launcher``)."""
-    return {
-        'command': shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        'config': (header or {}).get('config'), 'exit_status': code,
-        'checks': names, 'root_cause': cause, 'fatal': fatal, 'interrupted': interrupted,
-        **{key: value for key, value in (header or {}).items() if key != 'config'},
-        'timings': timings,
-    }
-
-
-def _root_cause(results: list[dict[str, Any]], inputs: dict[str, Any] | None = None,
-                contract: str | None = None) -> dict[str, Any] | None:
-    """The one mistake several failures follow from, when there is one (``contract``: the
-    profile the model was judged by)."""
-    try:
-        from .rootcause import root_cause
-    except ImportError:
-        return None
-    from dataclasses import asdict, is_dataclass
-
-    from .result import CheckResult
-
-    found = root_cause([CheckResult.from_json(r) for r in results], inputs, contract)
-    if found is None:
-        return None
-    data = asdict(found) if is_dataclass(found) else dict(found)
-    data.setdefault('message', str(found))
-    return data
-
 
 def _write_reports(args: argparse.Namespace, results: list[dict[str, Any]],
                    meta: dict[str, Any], missing: list[dict[str, Any]]) -> None:
-    from .report import write_json, write_junit
+    from .report.formats import write_json, write_junit
 
     if args.json:
         write_json(args.json, results, meta)
@@ -428,15 +284,10 @@ def _write_reports(args: argparse.Namespace, results: list[dict[str, Any]],
                     contract=meta.get('contract'))
 
 
-def _error(message: str) -> None:
-    with contextlib.suppress(OSError):
-        print(f'epam-guard: error: {terminal_text(bounded(message, 2000))}', file=sys.stderr,
-              flush=True)
-
 
 def cmd_text(args: argparse.Namespace, console: Console, started: float) -> int:
     """``trace`` and ``summary``: one text from the model process."""
-    config = _resolve_config(args)
+    config = resolve_config(args)
     settings = {**_settings(args), 'config': config}
     picture = bool(getattr(args, 'html', None) or getattr(args, 'dot', None))
     flows: list[dict[str, Any]] = []
@@ -451,16 +302,16 @@ def cmd_text(args: argparse.Namespace, console: Console, started: float) -> int:
     outcome = _run({'command': args.command, 'settings': settings, 'checks': [],
                     'picture': picture}, args, on_event)
     if outcome.fatal is not None:
-        _error(outcome.fatal['message'])
+        print_error(outcome.fatal['message'])
         return int(outcome.fatal.get('exit', EXIT_UNUSABLE))
     if outcome.interrupted is not None:
-        _error(f'interrupted during {args.command} ({outcome.interrupted})')
+        print_error(f'interrupted during {args.command} ({outcome.interrupted})')
         return outcome.interrupted.exit_code
     if picture:
-        from .picture import write_trace
+        from .report.picture import write_trace
 
         if not flows or flows[-1].get('flow') is None:
-            _error('no data flow to draw: ' + (flows[-1].get('reason', '') if flows else
+            print_error('no data flow to draw: ' + (flows[-1].get('reason', '') if flows else
                                                'the model process sent none'))
             return EXIT_FAILED
         for path in write_trace(flows[-1]['flow'], args.html, args.dot):
@@ -483,21 +334,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_UNUSABLE
     if getattr(args, 'launcher', 'none') != 'none' and (
             'RANK' in os.environ or 'SLURM_PROCID' in os.environ):
-        from .lifeline import die_with_parent
+        from .probe.lifeline import die_with_parent
 
         # A rank of the user's job: tied to the launcher that started it before anything
         # heavy runs, so that the launcher killed outright takes this rank with it.
         die_with_parent()
-    from .errors import GuardError
+    from .contract.errors import GuardError
 
     console = Console(getattr(args, 'verbose', False))
     try:
         return COMMANDS[args.command](args, console, started)
     except GuardError as exc:
-        _error(str(exc))
+        print_error(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
-        _error('interrupted')
+        print_error('interrupted')
         return 130
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from .model.config import cfg_option
+
 SIZES = ('tiny', 'ntu')
 DEVICES = ('cpu', 'cuda', 'auto')
 LAUNCHERS = ('none', 'pytorch', 'slurm')
@@ -103,20 +105,6 @@ def folder(text: str) -> str:
     return str(Path(text).resolve())
 
 
-def cfg_option(text: str) -> str:
-    """``KEY=VALUE`` with balanced brackets and quotes (MMEngine parses the value later)."""
-    key, sep, value = text.partition('=')
-    if not sep or not key.strip():
-        raise _invalid(f'expects KEY=VALUE, but got {text!r}')
-    if any(not part for part in key.split('.')):
-        raise _invalid(f'{key!r} is not a dotted config key')
-    for opening, closing in ('[]', '()'):
-        if value.count(opening) != value.count(closing):
-            raise _invalid(f'{text!r}: unbalanced {opening}{closing} in the value')
-    if value.count('"') % 2 or value.count("'") % 2:
-        raise _invalid(f'{text!r}: unbalanced quotes in the value')
-    return text
-
 
 def output_file(text: str) -> Path:
     """A path a report can be written to: its folder exists and is writable, it is no folder."""
@@ -196,17 +184,3 @@ def add_options(addoption: Callable[..., Any], prefix: str = '',
         addoption(option.flag(prefix), dest=option.dest(prefix), help=option.help, **kwargs)
 
 
-def parse_cfg_options(pairs: list[str] | None) -> dict[str, Any]:
-    """``['a.b=1', 'c=x']`` -> ``{'a.b': 1, 'c': 'x'}`` with MMEngine's value parsing."""
-    from mmengine.config import DictAction
-
-    from .errors import GuardError
-
-    parsed: dict[str, Any] = {}
-    for pair in pairs or []:
-        try:
-            key, _, value = cfg_option(pair).partition('=')
-            parsed[key] = DictAction._parse_iterable(value)
-        except (argparse.ArgumentTypeError, AssertionError, ValueError) as exc:
-            raise GuardError(f'--cfg-options {pair!r}: {exc or "cannot be parsed"}') from None
-    return parsed

@@ -138,8 +138,8 @@ def _flat(values: Any) -> list[str]:
 @pytest.fixture(scope='session')
 def epam_settings(pytestconfig: pytest.Config) -> Any:
     """The guard settings from the ``--epam-*`` options and the ``epam_config`` ini value."""
-    from .context import GuardSettings
-    from .errors import GuardError
+    from .contract.errors import GuardError
+    from .model.context import GuardSettings
 
     options = argparse.Namespace(**vars(pytestconfig.option))
     options.epam_cfg_options = _flat(getattr(options, 'epam_cfg_options', None))
@@ -161,8 +161,8 @@ def epam_context_factory(epam_settings: Any) -> Callable[..., Any]:
     """
     from dataclasses import replace
 
-    from .context import build_context
-    from .errors import GuardError
+    from .contract.errors import GuardError
+    from .model.context import build_context
 
     cache: dict[tuple, Any] = {}
     failures: dict[tuple, str] = {}
@@ -215,7 +215,7 @@ def epam_context(epam_context_factory: Callable[..., Any], epam_device: str) -> 
 @pytest.fixture
 def epam_batch(epam_context: Any) -> dict[str, Any]:
     """A synthetic collated batch for the context's config (one view per sample)."""
-    from .batch import make_batch
+    from .model.batch import make_batch
 
     return make_batch(epam_context.recipe)
 
@@ -231,7 +231,7 @@ def epam_results(epam_context: Any, pytestconfig: pytest.Config,
     """name -> CheckResult of the checks (``--epam-only``/``--epam-skip``/``--epam-tier``),
     run once per context and session."""
     from .checks import select_checks
-    from .engine import run_checks
+    from .run.engine import run_checks
 
     key = id(epam_context)
     if key not in _epam_results_cache:
@@ -248,7 +248,7 @@ def epam_results(epam_context: Any, pytestconfig: pytest.Config,
 def epam_snapshot(snapshot: Any, pytestconfig: pytest.Config) -> Any:
     """syrupy's ``snapshot`` storing JSON under
     ``<rootdir>/snapshots/<test file relative to the rootdir, without .py>/``."""
-    from .snapshot import extension_for, narrowed_files
+    from .report.snapshot import extension_for, narrowed_files
 
     root = pytestconfig.rootpath
     narrowed = narrowed_files(pytestconfig.args, pytestconfig.invocation_params.dir)

@@ -114,9 +114,9 @@ def floor_worker(path: Path, scenario: str) -> None:
     import torch  # noqa: F401  (timed as the guard's worker times its imports)
 
     from epam_guard.checks import CHECKS, names_in
-    from epam_guard.context import build_context
-    from epam_guard.engine import run_check
-    from epam_guard.worker import settings_from
+    from epam_guard.model.context import build_context
+    from epam_guard.run.engine import run_check
+    from epam_guard.run.worker import settings_from
 
     imports = time.perf_counter() - start
     ctx = build_context(settings_from({'size': size, 'device': 'cpu', 'batch_size': 4,

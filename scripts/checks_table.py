@@ -8,10 +8,10 @@ In the first, each row is one entry of ``epam_guard.checks.CHECKS`` (name,
 tier, rules, the contract profiles it runs in, summary); each rule links to its
 section of ``docs/CONTRACT.md``.
 In the second, each row is one rule: the profiles that have it
-(``epam_guard.contract.PROFILES``), the checks the registry gives it, their
+(``epam_guard.contract.profiles.PROFILES``), the checks the registry gives it, their
 code (``harness/checks/<name>.py``) and the tests that run them on
 deliberately broken variants (:data:`FAILING_TESTS`).
-``tests/unit/test_contract_docs.py`` fails when README.md and the registry
+``tests/package/test_contract_docs.py`` fails when README.md and the registry
 disagree, when a check has no failing-variant test named here, and when a
 named file does not run the check to a failure.
 """
@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from epam_guard.checks import CHECKS
-from epam_guard.contract import DOCUMENT, HEADINGS, Rule
+from epam_guard.contract.profiles import DOCUMENT, HEADINGS, Rule
 
 README = Path(__file__).resolve().parents[1] / 'README.md'
 #: The lines that enclose the generated table in README.md.

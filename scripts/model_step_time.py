@@ -13,8 +13,8 @@ import argparse
 import statistics
 import time
 
-from epam_guard.batch import make_batch, preprocess
-from epam_guard.context import GuardSettings, build_context
+from epam_guard.model.batch import make_batch, preprocess
+from epam_guard.model.context import GuardSettings, build_context
 
 
 def main() -> None:

@@ -8,11 +8,16 @@ processes: CI and the training node). The CLI's ``--list``/``--tier``, the
 pytest plugin, the README table and the benchmark read it from here.
 
 Each check also says which contract profiles it runs in
-(:data:`epam_guard.contract.PROFILES`): a check whose rules the profile does
+(:data:`epam_guard.contract.profiles.PROFILES`): a check whose rules the profile does
 not have is not run, and the report says so (:meth:`CheckSpec.not_run`).
 
 The check modules are imported lazily (:func:`load`), so the registry's
 names, rules and tiers are available without torch.
+
+Layer 4: a check reads :mod:`~epam_guard.contract`, :mod:`~epam_guard.report` (its
+result), :mod:`~epam_guard.probe` and :mod:`~epam_guard.model`; ``_rank`` is the side of
+the ``ddp`` check that runs in each rank, ``_launch`` and ``_outputs`` what the launch-tier
+checks share.
 """
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..contract import EPAM, PROFILES, Profile, Rule
+from ..contract.profiles import EPAM, PROFILES, Profile, Rule
 
 FAST, LAUNCH = 'fast', 'launch'
 TIERS = (FAST, LAUNCH)
@@ -118,7 +123,7 @@ def names_in(tier: str | None = None) -> list[str]:
 def select_checks(only: Iterable[str] | None = None, skip: Iterable[str] | None = None,
                   tier: str | None = None) -> list[str]:
     """Names to run, in registry order; unknown names raise a ``GuardError``."""
-    from ..errors import GuardError
+    from ..contract.errors import GuardError
 
     only, skip = list(only or []), list(skip or [])
     unknown = [name for name in only + skip if name not in CHECKS]

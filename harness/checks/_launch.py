@@ -4,7 +4,7 @@ Synthetic data in a temporary folder, in the format of the config's own
 datasets, with the config pointed at it; the key points, views and samplers
 the config implies; one-line error descriptions that point at the user's
 code. (The CPU settings that keep NTU-size passes to
-seconds are :func:`epam_guard.isolation.cpu_math`.)
+seconds are :func:`epam_guard.probe.isolation.cpu_math`.)
 """
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from ..batch import DEFAULT_KEYPOINTS, step_of
-from ..errors import one_line
+from ..contract.errors import one_line
+from ..model.batch import DEFAULT_KEYPOINTS, step_of
 
 LOADERS = {'train': 'train_dataloader', 'val': 'val_dataloader', 'test': 'test_dataloader'}
 SAMPLERS = ('MMUniformSampleFrames', 'UniformSampleFrames', 'SampleFrames')
@@ -27,7 +27,7 @@ LAYOUT_STEPS = ('GenSkeFeat', 'JointToBone', 'ToMotion', 'MergeSkeFeat')
 
 
 def _pipelines(cfg: Any) -> list[list[dict]]:
-    from epam_guard.fixtures.datasets import find_datasets
+    from ..fixtures.datasets import find_datasets
 
     return [data.pipeline for data in find_datasets(cfg)]
 
@@ -41,8 +41,8 @@ def keypoints_of(cfg: Any) -> tuple[int, str]:
     pose channels, or a single-input backbone's ``in_channels``); the highest
     key-point index a transform names, plus one; else COCO's 17 (assumed).
     """
-    from ..batch import declared_channels
-    from ..kinds import graph_joints
+    from ..model.batch import declared_channels
+    from ..model.kinds import graph_joints
 
     backbone = (cfg.get('model') or {}).get('backbone') or {}
     pipelines = _pipelines(cfg)
@@ -80,7 +80,7 @@ def keypoints_of(cfg: Any) -> tuple[int, str]:
 
 def sample_shape(cfg: Any, num_classes: int, seed: int = 0) -> Any:
     """What the synthetic samples of ``cfg`` look like (``fixtures.datasets.SampleShape``)."""
-    from epam_guard.fixtures.datasets import SampleShape
+    from ..fixtures.datasets import SampleShape
 
     coords = 3 if any(step.get('type') == 'PreNormalize3D'
                       for pipeline in _pipelines(cfg) for step in pipeline) else 2
@@ -110,7 +110,7 @@ def synthetic_config(cfg: Any, root: Path, *, num_train: int, num_val: int,
         epam_guard.fixtures.datasets.SyntheticDataError: data the guard cannot make,
             or a video decoder that is not installed (one line).
     """
-    from epam_guard.fixtures.datasets import make_datasets
+    from ..fixtures.datasets import make_datasets
 
     shape = sample_shape(cfg, num_classes or num_classes_of(cfg), seed)
     dataset = make_datasets(cfg, Path(root), shape, num_train=num_train,
@@ -141,7 +141,7 @@ def located(exc: BaseException) -> str:
     cause, where the user's code went wrong); without any, from the innermost
     frame.
     """
-    from ..supervisor import is_library
+    from ..probe.frames import is_library
 
     for link in reversed(_chain(exc)):
         frames = traceback.extract_tb(link.__traceback__)
@@ -191,7 +191,7 @@ def expected_views(pipeline: list[dict]) -> int | None:
 
 def loader_pipeline(cfg: Any, split: str) -> list[dict]:
     """The transforms of the dataset ``{split}_dataloader`` reads (inside any wrapper)."""
-    from epam_guard.fixtures.datasets import find_datasets
+    from ..fixtures.datasets import find_datasets
 
     return next((data.pipeline for data in find_datasets(cfg)
                  if data.loader == LOADERS[split]), [])

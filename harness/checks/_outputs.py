@@ -10,7 +10,7 @@ and ``resume`` are switched off (the real run's checkpoint is neither read nor
 resumed). :func:`watched_writes` then holds the run to it: it lists the
 current directory, the config's folder and every folder the config names
 before and after, and records the paths this process changes from Python
-(:func:`epam_guard.isolation.recorded_writes`).
+(:func:`epam_guard.probe.isolation.recorded_writes`).
 
 Every part the guard builds from the user's config goes through the same
 redirection: a ``Runner`` (``runner``, ``ddp``, launcher mode) through
@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..isolation import recorded_writes
+from ..probe.isolation import recorded_writes
 
 #: Prefix of every temporary folder a guard run makes (the CLI's and each check's).
 GUARD_PREFIX = 'epam-guard-'

@@ -14,7 +14,7 @@ process: a c10d rendezvous on 127.0.0.1 whose store binds its own port, two
 forked workers that stay in this process's group and die with it
 (``PR_SET_PDEATHSIG``), no restarts, a failed rank stopping its sibling. Each
 rank builds the config's ``Runner`` with ``launcher='pytorch'`` and trains
-:data:`~epam_guard.rank.STEPS` iterations, with what the ``runner`` check
+:data:`~epam_guard.checks._rank.STEPS` iterations, with what the ``runner`` check
 swaps (synthetic data, ``num_workers=0``, a temporary work dir, a short
 loop) and, here, two samples per rank, at ``--size tiny`` the pipelines'
 clips shrunk to the guard's sizes, and on the CPU ``gloo`` with
@@ -41,16 +41,11 @@ from typing import Any
 
 import torch
 
-from ..context import GuardContext
-from ..contract import Rule
-from ..rank import STEPS, distribute, loop_of
-from ..result import CheckResult, Finding, conclude
-from ._launch import (
-    SAMPLERS,
-    in_process_loaders,
-    synthetic_config,
-    unrepeated,
-)
+from ..contract.profiles import Rule
+from ..model.context import GuardContext
+from ..report.result import CheckResult, Finding, conclude
+from ._launch import SAMPLERS, in_process_loaders, synthetic_config, unrepeated
+from ._rank import STEPS, distribute, loop_of
 from .train_step import group_by_module
 
 WORLD_SIZE = 2
@@ -100,14 +95,13 @@ def shrink_pipelines(cfg: Any, recipe: Any) -> list[str]:
     Every transform is kept; only sizes change. Keeps the channels, the
     views (``num_clips``, crops), the RGB:pose frame ratio and the heat maps'
     scaling (they scale with the crop). The samplers' ``clip_len`` becomes what
-    makes the recipe's frames (:func:`epam_guard.batch.sampler_clip_len`), or
+    makes the recipe's frames (:func:`epam_guard.model.batch.sampler_clip_len`), or
     stays where the frames are part of the model (a 2-D model's segments: TSM
     shifts across ``num_segments``); crops and resizes take the recipe's crop.
     Returns what was changed.
     """
-    from epam_guard.fixtures.datasets import find_datasets
-
-    from ..batch import sampler_clip_len
+    from ..fixtures.datasets import find_datasets
+    from ..model.batch import sampler_clip_len
 
     clip_len = None if recipe.keep_time else sampler_clip_len(recipe)
     side = recipe.crop
@@ -264,7 +258,7 @@ class Launch:
         from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
         from torch.distributed.launcher.api import elastic_launch
 
-        from ..rank import check_rank
+        from ._rank import check_rank
 
         try:
             elastic_launch(self.config, check_rank)(self.spec)
@@ -491,7 +485,7 @@ def run_ranks(spec: dict[str, Any], root: Path, budget: float,
 
 def describe_exit(code: int) -> str:
     """``was killed by SIGKILL (...)`` / ``exited with status 3``."""
-    from ..supervisor import describe_exit as described
+    from ..probe.processes import describe_exit as described
 
     return described(int(code))
 
@@ -632,7 +626,7 @@ def ranks_ended(records: list[dict[str, Any] | None],
 
 def error_finding(record: dict[str, Any], who: str, sentence: str) -> Finding:
     """The finding for a rank that raised: DDP's unused parameters get their modules and fix."""
-    from ..rank import DDP_STOPPED
+    from ._rank import DDP_STOPPED
 
     error, phase = record['error'], record['phase']
     if not any(marker in error for marker in DDP_STOPPED):

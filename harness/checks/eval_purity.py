@@ -11,13 +11,14 @@ from typing import Any
 
 import torch
 
-from .. import state
-from ..batch import make_batch, preprocess
-from ..context import GuardContext
-from ..contract import Rule
-from ..diagnosis import cuda_message, hard_wired_cuda
-from ..result import CheckResult, Finding
-from .common import finish, value_context
+from ..contract.profiles import Rule
+from ..model.batch import make_batch, preprocess
+from ..model.context import GuardContext
+from ..model.diagnosis import cuda_message, hard_wired_cuda
+from ..model.passes import value_context
+from ..probe import state
+from ..report.result import CheckResult, Finding
+from .common import finish
 
 
 def _by_key(inputs: Any) -> dict[str, Any]:

@@ -29,14 +29,15 @@ import torch
 from torch import nn
 from torch.nn.parameter import is_lazy
 
-from .. import state
-from ..batch import make_batch, preprocess
-from ..context import GuardContext
-from ..contract import Rule
-from ..diagnosis import cuda_message, hard_wired_cuda
-from ..referee import Hierarchy
-from ..result import CheckResult, Finding
-from .common import finish, value_context
+from ..contract.profiles import Rule
+from ..contract.referee import Hierarchy
+from ..model.batch import make_batch, preprocess
+from ..model.context import GuardContext
+from ..model.diagnosis import cuda_message, hard_wired_cuda
+from ..model.passes import value_context
+from ..probe import state
+from ..report.result import CheckResult, Finding
+from .common import finish
 from .train_step import group_by_module
 
 Signature = dict[str, tuple[str, 'tuple[int, ...] | None']]

@@ -17,12 +17,13 @@ from typing import Any
 
 import torch
 
-from .. import state
-from ..batch import make_batch, rolled, synthetic_labels
-from ..context import GuardContext
-from ..contract import Rule
-from ..result import CheckResult, Finding
-from .common import Pass, finish, run_pass, scores_of, value_context
+from ..contract.profiles import Rule
+from ..model.batch import make_batch, rolled, synthetic_labels
+from ..model.context import GuardContext
+from ..model.passes import Pass, run_pass, scores_of, value_context
+from ..probe import state
+from ..report.result import CheckResult, Finding
+from .common import finish
 
 #: Scores of the same inputs from the same model state may differ by this much (none is
 #: expected; float reductions are deterministic on one device for one batch).

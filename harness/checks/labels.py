@@ -21,22 +21,14 @@ from typing import Any
 
 import torch
 
-from .. import state
-from ..batch import make_batch, select, synthetic_labels
-from ..context import GuardContext
-from ..contract import Rule
-from ..describe import values
-from ..result import CheckResult, Finding
-from .common import (
-    Pass,
-    coarse_of,
-    finish,
-    has_hierarchy,
-    integer_targets,
-    run_pass,
-    scores_of,
-    value_context,
-)
+from ..contract.profiles import Rule
+from ..model.batch import make_batch, select, synthetic_labels
+from ..model.context import GuardContext
+from ..model.passes import Pass, coarse_of, has_hierarchy, run_pass, scores_of, value_context
+from ..probe import state
+from ..probe.describe import values
+from ..report.result import CheckResult, Finding
+from .common import finish, integer_targets
 
 Targets = list[tuple[str, torch.Tensor]]
 

@@ -2,14 +2,14 @@
 
 CONTRACT §1, in the fast tier. The shapes each of the config's train, val and
 test pipelines would pack per sample are derived from the transforms'
-parameters (:mod:`epam_guard.pipeline_shapes`: no video is decoded, no
+parameters (:mod:`epam_guard.model.pipeline_shapes`: no video is decoded, no
 transform runs). The multimodal layout (RGB clips and heat maps) is judged by
 the very rules, in the very words, of the ``pipeline`` check
 (:func:`~epam_guard.checks.pipeline.sample_findings`): modalities, channels,
 pose frames per RGB frame, the two streams' spatial sizes, views per sample.
 A one-tensor kind (``Recognizer2D`` segments, ``Recognizer3D`` clips or heat
 maps, ``RecognizerGCN`` skeletons) is judged by what its model fixes
-(:func:`~epam_guard.pipeline_shapes.kind_findings`): the layout, the channels,
+(:func:`~epam_guard.model.pipeline_shapes.kind_findings`): the layout, the channels,
 the joints, a head's ``num_segments``. A val or test pipeline whose ``GeneratePoseTarget``
 lost its ``scaling``, or whose sampler's ``clip_len`` differs from training,
 fails here in milliseconds.
@@ -24,11 +24,11 @@ from typing import Any
 
 import torch
 
-from ..context import GuardContext
-from ..contract import Rule
-from ..describe import short
-from ..pipeline_shapes import SPLITS, derive_config, kind_findings
-from ..result import CheckResult, Finding, Status
+from ..contract.profiles import Rule
+from ..model.context import GuardContext
+from ..model.pipeline_shapes import SPLITS, derive_config, kind_findings
+from ..probe.describe import short
+from ..report.result import CheckResult, Finding, Status
 from .common import finish
 from .pipeline import expectations, sample_findings
 
@@ -46,7 +46,8 @@ def _dims(shape: tuple[int, ...]) -> str:
 
 def check(ctx: GuardContext) -> CheckResult:
     """The shapes each pipeline's parameters give are what the model takes: by the ``pipeline``
-    check's rules for the multimodal kind, by :func:`~epam_guard.pipeline_shapes.kind_findings`
+    check's rules for the multimodal kind, by
+    :func:`~epam_guard.model.pipeline_shapes.kind_findings`
     for a one-tensor kind (``Recognizer2D``, ``Recognizer3D``, ``RecognizerGCN``)."""
     packed = ctx.recipe.input_kind.packed
     expect = expectations(ctx) if packed else {'kind': ctx.recipe.kind,

@@ -5,7 +5,7 @@ CONTRACT §1. Synthetic data in the format of the config's own datasets
 pipeline at the config's real sizes, one transform at a time (so a transform
 that raises is named), is collated with ``pseudo_collate`` and preprocessed by
 the model's data preprocessor, as the real loop does. What comes out is
-compared with what the model takes (its input kind, :mod:`epam_guard.kinds`,
+compared with what the model takes (its input kind, :mod:`epam_guard.model.kinds`,
 read from its data preprocessor and recognizer type, not from the pipelines
 under test), in plain words, before any tensor reaches the model:
 
@@ -44,28 +44,21 @@ from typing import Any
 
 import torch
 
-from ..batch import POSE_STRIDE, RGB_STRIDE, declared_channels, read_label, step_of
-from ..context import GuardContext
-from ..contract import PREDICTION_FIELDS, Rule
-from ..describe import short
-from ..isolation import cpu_math, mmengine_instances, quiet_console
-from ..result import CheckResult, Finding, conclude
-from ._launch import (
-    LOADERS,
-    SAMPLERS,
-    expected_views,
-    loader_pipeline,
-    located,
-    synthetic_config,
-)
-from .common import prediction_of
+from ..contract.profiles import PREDICTION_FIELDS, Rule
+from ..model.batch import POSE_STRIDE, RGB_STRIDE, declared_channels, read_label, step_of
+from ..model.context import GuardContext
+from ..model.passes import prediction_of
+from ..probe.describe import short
+from ..probe.isolation import cpu_math, mmengine_instances, quiet_console
+from ..report.result import CheckResult, Finding, conclude
+from ._launch import LOADERS, SAMPLERS, expected_views, loader_pipeline, located, synthetic_config
 
 #: The two-stream layout whose streams must meet (EPAM, RGBPoseConv3D): RGB and heat maps.
 TWO_STREAM = ('imgs', 'heatmap_imgs')
 #: Samples per batch: enough to collate, few enough for NTU-size passes on a CPU.
 SAMPLES = {'train': 2, 'val': 2, 'test': 1}
 MODES = {'train': 'loss', 'val': 'predict', 'test': 'predict'}
-#: What each axis letter of :mod:`epam_guard.kinds` means, for messages.
+#: What each axis letter of :mod:`epam_guard.model.kinds` means, for messages.
 AXES = {'V': 'views', 'S': 'segments', 'C': 'channels', 'T': 'frames', 'H': 'height',
         'W': 'width', 'M': 'persons', 'J': 'joints'}
 
@@ -208,8 +201,8 @@ def tensor_findings(ctx: GuardContext, inputs: Any, pipeline: list[dict],
                     expect: dict[str, Any]) -> list[str]:
     """:func:`sample_findings` for a one-tensor kind: the axes, channels, joints and segments
     the model fixes are judged by the ``pipe_shapes`` check's own rules
-    (:func:`epam_guard.pipeline_shapes.kind_findings`), the views here."""
-    from ..pipeline_shapes import kind_findings
+    (:func:`epam_guard.model.pipeline_shapes.kind_findings`), the views here."""
+    from ..model.pipeline_shapes import kind_findings
 
     if isinstance(inputs, dict) or not isinstance(inputs, torch.Tensor):
         shapes: Any = ({key: tuple(value.shape) for key, value in inputs.items()}

@@ -17,21 +17,14 @@ from typing import Optional
 
 import torch
 
-from ..batch import labels_of
-from ..context import GuardContext
-from ..contract import BACKBONE_ARGUMENTS, HEAD_SIGNATURES, LABEL_NAMES, TUPLE_NAMES, Rule
-from ..describe import short, values
-from ..recording import Call
-from ..result import CheckResult, Finding
-from .common import (
-    Pass,
-    coarse_of,
-    finish,
-    integer_targets,
-    run_pass,
-    same_labels,
-    value_context,
-)
+from ..contract.profiles import BACKBONE_ARGUMENTS, HEAD_SIGNATURES, LABEL_NAMES, TUPLE_NAMES, Rule
+from ..model.batch import labels_of
+from ..model.context import GuardContext
+from ..model.passes import Pass, coarse_of, run_pass, value_context
+from ..probe.describe import short, values
+from ..probe.recording import Call
+from ..report.result import CheckResult, Finding
+from .common import finish, integer_targets, same_labels
 
 #: Findings with the recorded call that shows each (None where no single call does).
 Found = list[tuple[Optional[Call], Finding]]
@@ -123,7 +116,7 @@ def _label_leaks(run: Pass, findings: Found, only: tuple[str, ...] = ()) -> None
 def violations(ctx: GuardContext, run: Pass) -> Found:
     """The routing findings of one pass, each with the recorded call that shows it.
 
-    The check reports them; the trace picture (:mod:`epam_guard.flowgraph`)
+    The check reports them; the trace picture (:mod:`epam_guard.trace.flow`)
     marks them on the calls, so the two cannot disagree.
     """
     found: Found = []

@@ -35,7 +35,7 @@ first error and the line of user code it came from. When this torch's
 with MMEngine 0.10), the result carries a warning rather than a failure:
 ``load_from`` and ``resume`` will fail, but the cause is the torch/MMEngine
 pair, not the config or the model. MMEngine's process-wide state is put back
-(:func:`epam_guard.isolation.preserved_state`).
+(:func:`epam_guard.probe.isolation.preserved_state`).
 """
 from __future__ import annotations
 
@@ -48,11 +48,11 @@ from typing import Any
 import torch
 from mmengine.hooks import Hook
 
-from ..context import GuardContext, build_model
-from ..contract import Rule
-from ..errors import one_line
-from ..isolation import cpu_math, preserved_state
-from ..result import CheckResult, Finding, conclude
+from ..contract.errors import one_line
+from ..contract.profiles import Rule
+from ..model.context import GuardContext, build_model
+from ..probe.isolation import cpu_math, preserved_state
+from ..report.result import CheckResult, Finding, conclude
 from ._launch import in_process_loaders, located, synthetic_config, unrepeated
 from ._outputs import named_folders, redirect_outputs, watched_writes
 from .common import closest

@@ -22,9 +22,8 @@ from typing import Any
 
 import torch
 
-from ..batch import labels_of
-from ..context import GuardContext
-from ..contract import (
+from ..contract.errors import one_line
+from ..contract.profiles import (
     BACKBONE_ARGUMENTS,
     FEATURE_CHANNELS,
     FEATURE_NAMES,
@@ -41,19 +40,12 @@ from ..contract import (
     Rule,
     loss_kind,
 )
-from ..describe import describe, short, values
-from ..errors import one_line
-from ..result import CheckResult, Finding
-from .common import (
-    Pass,
-    evaluate,
-    finish,
-    prediction_of,
-    run_pass,
-    save_best_findings,
-    shape_pass,
-    value_context,
-)
+from ..model.batch import labels_of
+from ..model.context import GuardContext
+from ..model.passes import Pass, prediction_of, run_pass, shape_pass, value_context
+from ..probe.describe import describe, short, values
+from ..report.result import CheckResult, Finding
+from .common import evaluate, finish, save_best_findings
 
 
 def _backbone_output(run: Pass, findings: list[Finding]) -> Any:

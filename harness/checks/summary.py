@@ -15,11 +15,11 @@ from typing import Any
 
 import torch
 
-from ..batch import make_batch, preprocess
-from ..context import GuardContext
-from ..contract import Rule
-from ..errors import one_line
-from ..result import CheckResult, Finding, Status
+from ..contract.errors import one_line
+from ..contract.profiles import Rule
+from ..model.batch import make_batch, preprocess
+from ..model.context import GuardContext
+from ..report.result import CheckResult, Finding, Status
 from .common import bounded, finish
 
 

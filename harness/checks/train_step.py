@@ -28,15 +28,16 @@ from typing import Any
 
 import torch
 
-from .. import state
-from ..batch import make_batch, preprocess
-from ..context import GuardContext
-from ..contract import NON_NEGATIVE_LOSSES, Rule, loss_kind
-from ..diagnosis import cuda_message, hard_wired_cuda
-from ..errors import one_line
-from ..nonfinite import locate_non_finite
-from ..result import CheckResult, Finding
-from .common import bounded, finish, value_context
+from ..contract.errors import one_line
+from ..contract.profiles import NON_NEGATIVE_LOSSES, Rule, loss_kind
+from ..model.batch import make_batch, preprocess
+from ..model.context import GuardContext
+from ..model.diagnosis import cuda_message, hard_wired_cuda
+from ..model.passes import value_context
+from ..probe import state
+from ..probe.nonfinite import locate_non_finite
+from ..report.result import CheckResult, Finding
+from .common import bounded, finish
 
 #: Module names shown in a finding before ``... N more`` (all of them are in the details).
 MODULES_SHOWN = 3

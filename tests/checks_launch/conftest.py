@@ -13,7 +13,7 @@ from typing import Any, Callable
 import pytest
 from launch_variants import BATCH
 
-from epam_guard.context import GuardSettings, build_context
+from epam_guard.model.context import GuardSettings, build_context
 
 
 @pytest.fixture(scope='session')

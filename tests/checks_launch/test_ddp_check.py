@@ -22,9 +22,9 @@ from launch_variants import BATCH, HERE, START_WAIT, unused_head_overrides
 from rank_faults import fault, overrides
 
 from epam_guard.checks import ddp
-from epam_guard.context import GuardSettings, build_context
-from epam_guard.engine import run_check
-from epam_guard.result import CheckResult, Status
+from epam_guard.model.context import GuardSettings, build_context
+from epam_guard.report.result import CheckResult, Status
+from epam_guard.run.engine import run_check
 
 
 def descendants() -> set[int]:
@@ -228,9 +228,9 @@ def test_an_interrupted_check_returns_only_once_the_agent_has_ended(moment, tmp_
 
 RUN_CHECK = '''
 import signal, sys, time
-from epam_guard.context import GuardSettings, build_context
+from epam_guard.model.context import GuardSettings, build_context
 from epam_guard.checks import ddp
-from epam_guard.engine import run_check
+from epam_guard.run.engine import run_check
 sys.path.insert(0, {here!r})
 import rank_faults
 interrupted = []

@@ -11,9 +11,9 @@ from typing import Any
 
 from mmengine.config import Config
 
-from epam_guard.batch import BatchRecipe
 from epam_guard.checks._launch import expected_views, keypoints_of, synthetic_config
 from epam_guard.checks.ddp import shrink_pipelines
+from epam_guard.model.batch import BatchRecipe
 
 
 def tiny(kind: str, **sizes: Any) -> BatchRecipe:

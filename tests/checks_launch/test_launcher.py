@@ -24,7 +24,7 @@ import pytest
 from launch_variants import HERE, START_WAIT, unused_head_overrides
 from rank_faults import fault
 
-from epam_guard import launcher
+from epam_guard.run import launcher
 
 pytestmark = [pytest.mark.ddp]
 SMALL = ['train_dataloader.batch_size=2']
@@ -217,8 +217,8 @@ def test_a_job_told_to_stop_during_the_contract_checks_stops_and_says_so(tmp_pat
 
 
 def test_outside_a_job_the_launcher_mode_refuses_with_one_line(monkeypatch):
-    from epam_guard.context import GuardSettings
-    from epam_guard.errors import GuardError
+    from epam_guard.contract.errors import GuardError
+    from epam_guard.model.context import GuardSettings
 
     for name in ('WORLD_SIZE', 'SLURM_NTASKS'):
         monkeypatch.delenv(name, raising=False)
@@ -280,7 +280,7 @@ def test_slurm_semantics_with_two_tasks():
 
 
 def test_the_report_counts_the_iterations_the_ranks_run():
-    from epam_guard import rank
+    from epam_guard.checks import _rank as rank
 
     assert launcher.STEPS == rank.STEPS
 
@@ -311,8 +311,8 @@ def test_the_launcher_report_has_the_keys_and_rows_of_a_supervised_one(launch_co
 
     from epam_guard import cli
     from epam_guard.checks import CHECKS
-    from epam_guard.supervisor import Outcome
-    from epam_guard.worker import header
+    from epam_guard.run.supervisor import Outcome
+    from epam_guard.run.worker import header
 
     names = list(CHECKS)
     made = header(launch_context, 0.0)

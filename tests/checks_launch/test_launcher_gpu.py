@@ -36,8 +36,8 @@ def test_the_ddp_check_uses_nccl_with_two_gpus(epam_context_factory):
     if gpus() < 2:
         pytest.skip('the ddp check trains on two GPUs with nccl; fewer than two are visible')
     from epam_guard.checks import ddp
-    from epam_guard.engine import run_check
-    from epam_guard.result import Status
+    from epam_guard.report.result import Status
+    from epam_guard.run.engine import run_check
 
     result = run_check(epam_context_factory(device='cuda', batch_size=2), 'ddp', ddp.check)
     assert result.status is Status.PASS, result.verdict

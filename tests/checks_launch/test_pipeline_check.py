@@ -6,9 +6,9 @@ from launch_variants import steps
 from mmengine.registry import DefaultScope
 
 from epam_guard.checks import pipeline
-from epam_guard.engine import run_check
-from epam_guard.isolation import manager_instances, mmengine_instances
-from epam_guard.result import Status
+from epam_guard.probe.isolation import manager_instances, mmengine_instances
+from epam_guard.report.result import Status
+from epam_guard.run.engine import run_check
 
 
 def failing(ctx):

@@ -10,9 +10,9 @@ from launch_variants import (
 )
 
 from epam_guard.checks import runner
-from epam_guard.engine import run_check
-from epam_guard.isolation import manager_instances as managers
-from epam_guard.result import Status
+from epam_guard.probe.isolation import manager_instances as managers
+from epam_guard.report.result import Status
+from epam_guard.run.engine import run_check
 
 
 @pytest.mark.slow

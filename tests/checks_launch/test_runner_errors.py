@@ -9,7 +9,7 @@ import pytest
 
 from epam_guard.checks import runner
 from epam_guard.checks._launch import located
-from epam_guard.supervisor import is_library
+from epam_guard.probe.frames import is_library
 
 
 class UserBlock:

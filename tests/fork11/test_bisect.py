@@ -29,7 +29,7 @@ import bisect_repo
 import psutil
 import pytest
 
-from epam_guard.cli import EXIT_OK
+from epam_guard.report.console import EXIT_OK
 
 pytestmark = pytest.mark.slow
 

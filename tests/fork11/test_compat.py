@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from epam_guard import compat
+from epam_guard.model import compat
 
 
 def _mmaction(root: Path, version: str, localizers_init: str | None) -> Path:

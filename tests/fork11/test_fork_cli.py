@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from epam_guard.checks import names_in
-from epam_guard.cli import EXIT_FAILED, EXIT_OK
+from epam_guard.report.console import EXIT_FAILED, EXIT_OK
 
 FORK = Path(__file__).resolve().parent / 'myfork'
 CONFIG = Path(__file__).resolve().parent / 'configs' / 'fork_ntu60.py'
@@ -79,7 +79,8 @@ def test_cuda_hard_wired_in_a_loss_is_a_state_defect(run_guard):
 
 
 def test_the_fork_and_the_reference_plugin_together_are_one_line(capsys, tmp_path):
-    from epam_guard.cli import EXIT_UNUSABLE, main
+    from epam_guard.cli import main
+    from epam_guard.report.console import EXIT_UNUSABLE
 
     both = tmp_path / 'both.py'
     both.write_text(f'_base_ = [{str(CONFIG)!r}]\n'

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from epam_guard.cli import EXIT_OK, main
+from epam_guard.cli import main
+from epam_guard.report.console import EXIT_OK
 
 HERE = Path(__file__).resolve().parent
 

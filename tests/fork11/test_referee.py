@@ -10,8 +10,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from epam_guard.errors import ConfigError
-from epam_guard.referee import NTU60_GROUPS, build_hierarchy
+from epam_guard.contract.errors import ConfigError
+from epam_guard.contract.referee import NTU60_GROUPS, build_hierarchy
 
 REFERENCE_TABLE = Path(__file__).resolve().parents[2] / 'epam' / 'hierarchy.py'
 SIX = [0, 0, 1, 1, 1, 2]

@@ -6,9 +6,9 @@ from dataclasses import replace
 import pytest
 from mmengine.config import Config
 
-from epam_guard.batch import BatchRecipe, shrink
-from epam_guard.context import resolve_label_api
-from epam_guard.errors import ConfigError
+from epam_guard.contract.errors import ConfigError
+from epam_guard.model.batch import BatchRecipe, shrink
+from epam_guard.model.context import resolve_label_api
 
 NTU = BatchRecipe(rgb_frames=16, pose_frames=48, crop=224, heatmap=56, heatmap_channels=17,
                   views=5, batch_size=4, num_classes=60, size='ntu')

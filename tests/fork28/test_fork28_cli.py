@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from epam_guard.checks import names_in
-from epam_guard.cli import EXIT_FAILED, EXIT_OK, main
+from epam_guard.cli import main
+from epam_guard.report.console import EXIT_FAILED, EXIT_OK
 
 HERE = Path(__file__).resolve().parent
 FORK, CONFIG = HERE / 'myfork', HERE / 'configs' / 'fork28.py'

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from epam_guard.checks import names_in
-from epam_guard.cli import EXIT_OK, main
+from epam_guard.cli import main
+from epam_guard.report.console import EXIT_OK
 
 HERE = Path(__file__).resolve().parent
 FORK, CONFIG = HERE / 'myfork', HERE / 'configs' / 'fork28.py'

@@ -5,7 +5,7 @@ from typing import Any, Callable
 
 import pytest
 
-from epam_guard.context import GuardSettings, build_context
+from epam_guard.model.context import GuardSettings, build_context
 
 #: Small batches keep each variant's checks to about a second on 2 cores.
 BATCH = 2
@@ -34,7 +34,7 @@ def default_result(default_context: Any) -> Callable[[str], Any]:
     """``default_result(name)`` -> that check's result on the default context, run once per
     session (the snapshot tests and the pass tests read the same run)."""
     from epam_guard.checks import CHECKS
-    from epam_guard.engine import run_check
+    from epam_guard.run.engine import run_check
 
     results: dict[str, Any] = {}
 

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from epam_guard.context import make_mmaction_importable
+from epam_guard.model.context import make_mmaction_importable
 
 make_mmaction_importable()  # the MMAction2 wheel's missing package, before its models
 

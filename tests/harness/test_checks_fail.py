@@ -15,9 +15,9 @@ from guard_variants import SEED_DEFECT, overrides
 
 from epam_guard.checks import CHECKS
 from epam_guard.checks.common import MESSAGE_LIMIT, finish
-from epam_guard.contract import Rule
-from epam_guard.engine import run_check
-from epam_guard.result import Finding, Status
+from epam_guard.contract.profiles import Rule
+from epam_guard.report.result import Finding, Status
+from epam_guard.run.engine import run_check
 
 
 def failing(make_context, check: str, cfg_options: dict, rule: str):
@@ -47,7 +47,7 @@ def test_seed_defect_fails_routing_with_where_gt_went(make_context):
 
 
 def test_seed_defect_trace_shows_gt_going_into_the_head(make_context, capsys):
-    from epam_guard.trace import trace
+    from epam_guard.trace.calls import trace
 
     text = trace(make_context(SEED_DEFECT))
     loss = text.split('\n\npredict mode')[0]

@@ -7,7 +7,8 @@ from xml.etree import ElementTree
 
 import pytest
 
-from epam_guard.cli import EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE, main
+from epam_guard.cli import main
+from epam_guard.report.console import EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE
 
 FAST = ['--batch-size', '2', '--only', 'structure,routing']
 
@@ -115,7 +116,7 @@ def test_summary_prints_parts(capsys):
 
 
 def test_default_config_is_packaged():
-    from epam_guard.context import default_config_path
+    from epam_guard.model.context import default_config_path
 
     path = default_config_path()
     assert path.name == 'epam_ntu60.py' and Path(path).is_file()
@@ -129,7 +130,7 @@ def test_labels_carried_the_mmaction_1_0_way(capsys):
 
 
 def test_both_label_apis_read_back():
-    from epam_guard.batch import make_data_sample, read_label
+    from epam_guard.model.batch import make_data_sample, read_label
 
     old, new = make_data_sample(7, 'gt_labels'), make_data_sample(7, 'gt_label')
     assert 'gt_label' not in old and old.gt_labels.item.tolist() == [7]

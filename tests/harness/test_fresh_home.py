@@ -3,7 +3,7 @@ config, all nine checks, and the home stays as empty as it was.
 
 Library caches and config folders that third-party code creates on first use (matplotlib,
 YAPF, fontconfig, torch) are not the model's stray writes: the guard points them into its
-temporary folder (``epam_guard.isolation.library_homes``) and says what was created.
+temporary folder (``epam_guard.probe.isolation.library_homes``) and says what was created.
 """
 from __future__ import annotations
 

@@ -17,8 +17,8 @@ import pytest
 from generic_variants import GENERIC_BROKEN, TINY_RGBPOSE, TINY_TSN, TSN_BROKEN
 
 from epam_guard.checks import CHECKS, names_in
-from epam_guard.engine import run_check
-from epam_guard.result import Status
+from epam_guard.report.result import Status
+from epam_guard.run.engine import run_check
 
 
 @pytest.fixture(scope='module')
@@ -135,7 +135,7 @@ def test_an_unused_branch_stops_ddp_and_is_named(kind: str) -> None:
     """The ranks import the variants themselves (``custom_imports``, this folder on their
     import path), so DDP meets the same unused classifier the check names."""
     from epam_guard.checks import ddp
-    from epam_guard.context import GuardSettings, build_context
+    from epam_guard.model.context import GuardSettings, build_context
 
     config, broken, module = {'MMRecognizer3D': (TINY_RGBPOSE, GENERIC_BROKEN, 'fc_fused'),
                               'Recognizer2D': (TINY_TSN, TSN_BROKEN, 'fc_spare')}[kind]

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from epam_guard.batch import make_batch, preprocess
 from epam_guard.checks import CHECKS
-from epam_guard.engine import run_check
-from epam_guard.result import Status
+from epam_guard.model.batch import make_batch, preprocess
+from epam_guard.report.result import Status
+from epam_guard.run.engine import run_check
 
 CONTRACT_CHECKS = ('structure', 'routing', 'labels', 'label_blind', 'train_step', 'eval_purity',
                    'first_pass', 'summary')

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from guard_variants import overrides
 
-from epam_guard.cli import EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE, main
-from epam_guard.engine import run_checks
-from epam_guard.result import Status
+from epam_guard.cli import main
+from epam_guard.report.console import EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE
+from epam_guard.report.result import Status
+from epam_guard.run.engine import run_checks
 
 POSE_SAMPLER = 'train_dataloader.dataset.pipeline.0.clip_len.Pose'
 
@@ -122,7 +123,7 @@ def test_inf_in_the_inputs_is_traced_to_the_preprocessor(capsys):
 
 def test_nan_made_by_the_model_names_the_first_module(make_context):
     from epam_guard.checks import CHECKS
-    from epam_guard.engine import run_check
+    from epam_guard.run.engine import run_check
 
     ctx = make_context(overrides(head='GuardTestNaNWeightsHead'))
     result = run_check(ctx, 'train_step', CHECKS['train_step'])
@@ -265,8 +266,8 @@ def test_fork_mmaction_after_another_mmaction_is_refused_plainly(tmp_path, monke
     # In process (pytest, the plugin) the first mmaction imported stays: say so.
     import mmaction  # noqa: F401
 
-    from epam_guard.context import load_config
-    from epam_guard.errors import ConfigError
+    from epam_guard.contract.errors import ConfigError
+    from epam_guard.model.context import load_config
 
     monkeypatch.setattr(sys, 'path', list(sys.path))
     fork = _fork_with_mmaction(tmp_path, '')

@@ -22,10 +22,16 @@ from guard_variants import _register, overrides
 
 from epam.head import EPAMHierarchicalHead
 from epam.hierarchy import labels_from_samples
-from epam_guard.batch import rolled
-from epam_guard.flowgraph import flow
-from epam_guard.label_reach import differs
-from epam_guard.picture import LABEL_COLOUR, VIOLATION_COLOUR, check_html, trace_dot, trace_html
+from epam_guard.model.batch import rolled
+from epam_guard.report.picture import (
+    LABEL_COLOUR,
+    VIOLATION_COLOUR,
+    check_html,
+    trace_dot,
+    trace_html,
+)
+from epam_guard.trace.flow import flow
+from epam_guard.trace.label_reach import differs
 
 BROWSER = find_browser()
 needs_browser = pytest.mark.skipif(
@@ -213,7 +219,8 @@ def test_the_check_page_holds_the_results_and_the_picture(default_flow):
 
 
 def test_trace_draws_html_and_dot_from_the_command_line_instead_of_printing(tmp_path, capsys):
-    from epam_guard.cli import EXIT_OK, main
+    from epam_guard.cli import main
+    from epam_guard.report.console import EXIT_OK
 
     page, dot = tmp_path / 'trace.html', tmp_path / 'trace.dot'
     assert main(['trace', '--in-process', '--batch-size', '2', '--html', str(page),
@@ -227,7 +234,8 @@ def test_trace_draws_html_and_dot_from_the_command_line_instead_of_printing(tmp_
 
 def test_a_failing_check_writes_its_results_and_the_marked_picture(make_context, tmp_path,
                                                                    capsys):
-    from epam_guard.cli import EXIT_FAILED, main
+    from epam_guard.cli import main
+    from epam_guard.report.console import EXIT_FAILED
 
     page = tmp_path / 'report.html'
     options = [f'{key}={value}' for key, value in LABELS_TO_HEAD.items()]

@@ -16,9 +16,9 @@ def heavy_imported():
     drops at teardown what was imported after it was set up."""
     import syrupy.extensions.json  # noqa: F401
 
-    import epam_guard.engine  # noqa: F401
-    import epam_guard.snapshot  # noqa: F401
-    from epam_guard.context import make_mmaction_importable
+    import epam_guard.report.snapshot  # noqa: F401
+    import epam_guard.run.engine  # noqa: F401
+    from epam_guard.model.context import make_mmaction_importable
 
     make_mmaction_importable()
 

@@ -6,9 +6,9 @@ import pytest
 from guard_variants import SEED_DEFECT, overrides
 
 from epam_guard.checks import CHECKS
-from epam_guard.checks.common import shape_pass, value_context
-from epam_guard.engine import run_check
-from epam_guard.result import Status
+from epam_guard.model.passes import shape_pass, value_context
+from epam_guard.report.result import Status
+from epam_guard.run.engine import run_check
 
 
 def test_value_checks_keep_the_clip_lengths_and_shrink_space(make_context):

@@ -15,8 +15,9 @@ import pytest
 from output_writers import WRITTEN, target
 
 from epam_guard.checks._outputs import OUTPUT_DIRS, OUTPUT_FILES
-from epam_guard.cli import EXIT_OK, main
-from epam_guard.context import default_config_path
+from epam_guard.cli import main
+from epam_guard.model.context import default_config_path
+from epam_guard.report.console import EXIT_OK
 
 HERE = Path(__file__).resolve().parent
 #: Keys of no fixed name that the redirection takes by their ending when they point outside.

@@ -23,7 +23,7 @@ def mmaction_config(request: pytest.FixtureRequest) -> MMActionConfig:
 @pytest.fixture
 def mmaction_settings(mmaction_config: MMActionConfig) -> Any:
     """``GuardSettings`` for ``mmaction_config``: weights off, tiny, batch 2, CPU."""
-    from epam_guard.context import GuardSettings
+    from epam_guard.model.context import GuardSettings
 
     return GuardSettings(config=mmaction_config.path,
                          cfg_options=dict(mmaction_config.cfg_options), batch_size=2)

@@ -88,7 +88,7 @@ def _init_default(registry_type: Any, name: str) -> Any:
 
     from mmaction.registry import MODELS
 
-    from epam_guard.context import make_mmaction_importable
+    from epam_guard.model.context import make_mmaction_importable
 
     make_mmaction_importable()  # the wheel's own import fix, then its models registered
     parameter = inspect.signature(MODELS.get(registry_type).__init__).parameters.get(name)

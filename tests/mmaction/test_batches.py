@@ -8,7 +8,7 @@ import pytest
 import torch
 from mmaction_configs import MMActionConfig
 
-from epam_guard.batch import (
+from epam_guard.model.batch import (
     TINY_CROP,
     TINY_RGB_FRAMES,
     labels_of,
@@ -20,7 +20,7 @@ from epam_guard.batch import (
     sampler_clip_len,
     select,
 )
-from epam_guard.context import GuardSettings, build_context, load_config
+from epam_guard.model.context import GuardSettings, build_context, load_config
 
 KINDS = {'rgbpose': 'multimodal', 'posec3d': 'NCTHW_Heatmap', 'stgcn': 'GCN', 'tsn': 'NCHW',
          'tsm': 'NCHW', 'slowonly': 'NCTHW'}

@@ -12,9 +12,9 @@ from __future__ import annotations
 import pytest
 
 from epam_guard.checks import CHECKS, names_in
-from epam_guard.context import build_context
-from epam_guard.engine import run_checks
-from epam_guard.result import Status
+from epam_guard.model.context import build_context
+from epam_guard.report.result import Status
+from epam_guard.run.engine import run_checks
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,8 @@ import pytest
 from mmaction_configs import IDS, mmaction_config
 
 from epam_guard.checks import names_in
-from epam_guard.cli import EXIT_OK, main
+from epam_guard.cli import main
+from epam_guard.report.console import EXIT_OK
 
 pytestmark = pytest.mark.slow
 LAUNCH = names_in('launch')

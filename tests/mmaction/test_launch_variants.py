@@ -19,9 +19,9 @@ import pytest
 from mmaction_configs import mmaction_config
 
 from epam_guard.checks import pipeline, runner
-from epam_guard.context import GuardSettings, build_context
-from epam_guard.engine import run_check
-from epam_guard.result import CheckResult, Status
+from epam_guard.model.context import GuardSettings, build_context
+from epam_guard.report.result import CheckResult, Status
+from epam_guard.run.engine import run_check
 
 pytestmark = pytest.mark.slow
 

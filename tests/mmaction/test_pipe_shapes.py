@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from mmaction_configs import MMActionConfig, mmaction_config
 
-from epam_guard.batch import pipeline_of, recipe_from_config
 from epam_guard.checks import pipe_shapes
-from epam_guard.context import load_config
-from epam_guard.contract import Rule
-from epam_guard.result import Status
+from epam_guard.contract.profiles import Rule
+from epam_guard.model.batch import pipeline_of, recipe_from_config
+from epam_guard.model.context import load_config
+from epam_guard.report.result import Status
 
 
 def context(cfg: Any) -> Any:

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from mmaction_configs import mmaction_config
 
-from epam_guard import memory
-from epam_guard.context import GuardSettings, build_context, settle_sizes
-from epam_guard.errors import SizeError
+from epam_guard.contract.errors import SizeError
+from epam_guard.model import memory
+from epam_guard.model.context import GuardSettings, build_context, settle_sizes
 
 
 def settings() -> GuardSettings:
