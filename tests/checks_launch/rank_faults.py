@@ -84,8 +84,8 @@ def called_from(function: str, *path: str) -> bool:
 
 def in_a_check() -> bool:
     """Whether this call comes from one of the guard's contract checks (its check runner)."""
-    return called_from('run_check', 'epam_guard', 'engine.py') or called_from(
-        'run_check', 'harness', 'engine.py')
+    return called_from('run_check', 'epam_guard', 'run', 'engine.py') or called_from(
+        'run_check', 'harness', 'run', 'engine.py')
 
 
 def under_ddp() -> bool:
