@@ -62,8 +62,8 @@ def _registries() -> list[Any]:
 def own_imports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """``tmp_path``, whose modules an in-process CLI run (``--in-process --import-path
     tmp_path``) may import into this process: ``sys.path`` is put back afterwards and the
-    modules imported from it, with the registry entries of their classes, are removed, so a later test (or a later
-    import of a same-named module) finds the process as it was."""
+    modules imported from it, with the registry entries of their classes, are removed, so a
+    later test (or a later import of a same-named module) finds the process as it was."""
     monkeypatch.setattr(sys, 'path', list(sys.path))
     yield tmp_path
     folder = str(tmp_path)
