@@ -5,7 +5,8 @@ Chromium (Debian's ``chromium`` package) is started with
 answers come out on 4, as NUL-terminated JSON, so no port and no client
 library is needed. :class:`Browser` opens one page, loads a file, evaluates
 JavaScript in it (what the browser laid out, not the HTML text) and takes
-full-page screenshots. Every wait is bounded; closing kills the browser.
+full-page screenshots. Every wait is bounded; closing kills the browser and
+every process it started, and reaps them.
 """
 from __future__ import annotations
 
@@ -52,6 +53,9 @@ class Browser:
         self.session: str | None = None
 
     def __enter__(self) -> Browser:
+        import psutil
+
+        self._children = {child.pid for child in psutil.Process().children()}
         to_browser, self._writer = os.pipe()
         self._reader, from_browser = os.pipe()
 
@@ -79,7 +83,17 @@ class Browser:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.process.kill()
+        # Chromium's helpers (zygote, crashpad) outlive a browser killed alone; where this
+        # process is a subreaper (after a supervised CLI run) they are adopted here and stayed
+        # as zombies. Children this process gained meanwhile are the browser's.
+        import psutil
+
+        from epam_guard.probe.processes import stop_tree
+
+        stop_tree(self.process.pid)
+        for adopted in psutil.Process().children():
+            if adopted.pid not in self._children:
+                stop_tree(adopted.pid)
         self.process.wait(timeout=10)
         for fd in (self._writer, self._reader):
             with contextlib.suppress(OSError):

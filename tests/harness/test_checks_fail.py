@@ -21,35 +21,46 @@ from epam_guard.run.engine import run_check
 
 
 def failing(make_context, check: str, cfg_options: dict, rule: str):
-    result = run_check(ctx := make_context(cfg_options), check, CHECKS[check])
+    return failing_on(make_context(cfg_options), check, rule)
+
+
+def failing_on(ctx, check: str, rule: str):
+    result = run_check(ctx, check, CHECKS[check])
     assert result.status is Status.FAIL, result.verdict
     assert rule in result.rules, result.findings
     assert f'§{rule}' in result.verdict
     return result, ctx
 
 
+@pytest.fixture(scope='module')
+def seed_defect(make_context):
+    """One context on the seed defect for the tests that read it: each check and the trace
+    put the model back as they found it, as the checks of one CLI run share one context."""
+    return make_context(SEED_DEFECT)
+
+
 def messages(result) -> str:
     return '\n'.join(f.message for f in result.findings)
 
 
-def test_seed_defect_fails_structure_with_the_arity(make_context):
-    result, _ = failing(make_context, 'structure', SEED_DEFECT, '3')
+def test_seed_defect_fails_structure_with_the_arity(seed_defect):
+    result, _ = failing_on(seed_defect, 'structure', '3')
     assert 'the backbone returned 2 value(s)' in messages(result)
     assert 'x_rgb, x_pose, x_rgb1, x_pose1, gt, gt_coarse' in messages(result)
 
 
-def test_seed_defect_fails_routing_with_where_gt_went(make_context):
-    result, _ = failing(make_context, 'routing', SEED_DEFECT, '2')
+def test_seed_defect_fails_routing_with_where_gt_went(seed_defect):
+    result, _ = failing_on(seed_defect, 'routing', '2')
     text = messages(result)
     assert 'loss mode: cls_head.loss received gt, gt_coarse' in text
     assert "forward() got an unexpected keyword argument 'gt'" in text
     assert 'loss mode: the backbone received no gt' in text
 
 
-def test_seed_defect_trace_shows_gt_going_into_the_head(make_context, capsys):
+def test_seed_defect_trace_shows_gt_going_into_the_head(seed_defect, capsys):
     from epam_guard.trace.calls import trace
 
-    text = trace(make_context(SEED_DEFECT))
+    text = trace(seed_defect)
     loss = text.split('\n\npredict mode')[0]
     head_call = next(line for line in loss.splitlines() if 'cls_head.loss(' in line)
     assert 'gt=[0, 23] (int64, cpu)  <- labels' in head_call
@@ -146,11 +157,11 @@ def test_two_independent_label_defects_are_both_reported(make_context):
     assert 'dropping the first sample changed the targets of cls_head.' in text  # the re-basing
 
 
-def test_labels_keeps_the_contexts_clip_sizes(make_context):
+def test_labels_keeps_the_contexts_clip_sizes(default_context):
     """Not shrunk to tiny clips: a fork with fixed clip lengths runs at its own (8 frames here)."""
-    ctx = make_context()
-    ctx = replace(ctx, recipe=replace(ctx.recipe, rgb_frames=8, pose_frames=24, crop=32,
-                                      heatmap=8))
+    ctx = replace(default_context, passes={},
+                  recipe=replace(default_context.recipe, rgb_frames=8, pose_frames=24, crop=32,
+                                 heatmap=8))
     result = run_check(ctx, 'labels', CHECKS['labels'])
     assert result.status is Status.PASS, result.findings
     assert result.details['recipe'] == {'samples': 8, 'rgb_frames': 8, 'pose_frames': 24,

@@ -25,8 +25,10 @@ def unusable(capsys, *argv: str, in_process: bool = False) -> str:
     """Run the CLI, expect exit 2 and exactly one line on stderr; return it.
 
     ``in_process``: the model side runs in this interpreter (``--in-process``), for configs
-    that import nothing this process may not (no ``--import-path``, no plugin of their own),
-    which spares a child process its start-up; the supervised path is tested by the others.
+    that import nothing this process may not keep (a plugin of their own only from the
+    ``own_imports`` folder, which is cleaned up), which spares a child process its start-up;
+    the supervised path is tested by the others (a config the already-imported ``epam`` or
+    ``mmaction`` would mask).
     """
     assert main(['check', *(['--in-process'] if in_process else []), *argv]) == EXIT_UNUSABLE
     captured = capsys.readouterr()
@@ -174,16 +176,18 @@ def test_misspelled_type_is_matched_against_the_registry(capsys):
     assert 'custom_imports' not in line
 
 
-def test_custom_import_missing_from_the_import_path(capsys, tmp_path):
+def test_custom_import_missing_from_the_import_path(capsys, own_imports):
+    tmp_path = own_imports
     cfg = tmp_path / 'fork.py'
     cfg.write_text("custom_imports = dict(imports=['no_such_epam_fork'])\nmodel = dict()\n")
-    line = unusable(capsys, str(cfg), '--import-path', str(tmp_path))
+    line = unusable(capsys, str(cfg), '--import-path', str(tmp_path), in_process=True)
     assert f"'no_such_epam_fork': neither installed nor in --import-path {tmp_path}" in line
 
 
-def test_cuda_hard_wired_at_build_is_a_finding_and_the_run_goes_on(capsys, tmp_path):
+def test_cuda_hard_wired_at_build_is_a_finding_and_the_run_goes_on(capsys, own_imports):
     import torch
 
+    tmp_path = own_imports
     if torch.cuda.is_available():
         pytest.skip('CUDA is visible here, so .cuda() at build time does not fail')
     (tmp_path / 'cuda_plugin.py').write_text(
@@ -201,7 +205,7 @@ def test_cuda_hard_wired_at_build_is_a_finding_and_the_run_goes_on(capsys, tmp_p
                    "custom_imports = dict(imports=['epam', 'cuda_plugin'])\n"
                    "model = dict(backbone=dict(type='CudaAtBuildBackbone'))\n")
     report, junit = tmp_path / 'out.json', tmp_path / 'junit.xml'
-    code = main(['check', str(cfg), '--import-path', str(tmp_path), '--only',
+    code = main(['check', '--in-process', str(cfg), '--import-path', str(tmp_path), '--only',
                  'structure,routing', '--batch-size', '2', '--json', str(report),
                  '--junit', str(junit)])
     captured = capsys.readouterr()
@@ -248,15 +252,16 @@ def test_fork_asserting_its_mmcv_version_says_which_mmcv_it_wants(capsys, tmp_pa
     assert re.search(r'mmaction/__init__.py:6\s+assert \(digit_version\(', line)
 
 
-def test_numpy_1_idiom_on_numpy_2_says_the_code_wants_numpy_1(capsys, tmp_path):
+def test_numpy_1_idiom_on_numpy_2_says_the_code_wants_numpy_1(capsys, own_imports):
     import numpy
 
+    tmp_path = own_imports
     if int(numpy.__version__.split('.')[0]) < 2:
         pytest.skip(f'NumPy {numpy.__version__} still has the NumPy 1 aliases')
     (tmp_path / 'np1_plugin.py').write_text('import numpy as np\n\nEPS = np.float(1e-6)\n')
     cfg = tmp_path / 'np1.py'
     cfg.write_text("custom_imports = dict(imports=['np1_plugin'])\nmodel = dict()\n")
-    line = unusable(capsys, str(cfg), '--import-path', str(tmp_path))
+    line = unusable(capsys, str(cfg), '--import-path', str(tmp_path), in_process=True)
     assert 'custom_imports failed' in line
     assert "this code wants numpy<2 (pip install 'numpy<2')" in line
     assert re.search(r'np1_plugin.py:3\s+EPS = np.float\(1e-6\)', line)

@@ -280,3 +280,27 @@ def test_outputs_differ_by_value_and_data_samples_by_their_predictions_only():
     assert differs([sample(0, [1.0, 2.0])], [sample(0, [1.0, 3.0])])
     assert differs({'a': torch.ones(2)}, {'b': torch.ones(2)})
     assert rolled([3, 1, 2]) == [1, 2, 3]
+
+
+@needs_browser
+def test_closing_the_browser_leaves_no_process_even_in_a_subreaper(tmp_path):
+    """Chromium's helpers outlive a browser killed alone; in a subreaper (what this process
+    becomes after a supervised CLI run) they stayed as zombies until a later run reaped them."""
+    import ctypes
+
+    import psutil
+
+    from epam_guard.probe.processes import become_subreaper
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    was = ctypes.c_int(0)
+    libc.prctl(37, ctypes.byref(was), 0, 0, 0)  # PR_GET_CHILD_SUBREAPER
+    before = {child.pid for child in psutil.Process().children(recursive=True)}
+    assert become_subreaper()
+    try:
+        rendered('<p>closing</p>', 'closing', tmp_path)
+        left = [child for child in psutil.Process().children(recursive=True)
+                if child.pid not in before]
+    finally:
+        libc.prctl(36, was.value, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER, as it was
+    assert not left, left

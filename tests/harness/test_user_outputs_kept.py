@@ -77,6 +77,11 @@ custom_hooks = [dict(type='GuardTestWritingHook', **{hook!r})]
 
 
 def assert_outputs_kept(tmp_path: Path, *selection: str) -> None:
+    """One CLI run of ``selection`` on the planted config leaves every user byte as it was.
+
+    ``--in-process`` among ``selection`` runs the model side here (its plugin,
+    ``output_writers``, is already imported by this module).
+    """
     config, user = planted_config(tmp_path)
     before = snapshot(user)
     assert len(before) > 3 * len(OUTPUT_DIRS | OUTPUT_FILES)
@@ -87,7 +92,7 @@ def assert_outputs_kept(tmp_path: Path, *selection: str) -> None:
 
 
 def test_structure_keeps_what_the_evaluator_names(tmp_path):
-    assert_outputs_kept(tmp_path, '--only', 'structure')
+    assert_outputs_kept(tmp_path, '--in-process', '--only', 'structure')
 
 
 @pytest.mark.slow
