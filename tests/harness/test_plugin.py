@@ -8,6 +8,14 @@ import os
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def own_session(monkeypatch):
+    """The sessions pytester starts are their own, not workers of this run's pytest-xdist:
+    syrupy reads ``PYTEST_XDIST_WORKER`` and, in a worker, never deletes a snapshot."""
+    for name in [name for name in os.environ if name.startswith('PYTEST_XDIST_')]:
+        monkeypatch.delenv(name)
+
+
 @pytest.fixture
 def heavy_imported():
     """Import the heavy stack in this process first: pytester's in-process runs drop
