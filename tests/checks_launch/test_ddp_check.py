@@ -181,9 +181,20 @@ def waiting_on_the_agent(thread: threading.Thread) -> bool:
 AGENT_WAIT = 20.0
 
 
+@pytest.fixture
+def ctrl_c_raises():
+    """SIGINT raises KeyboardInterrupt in this process, as at a terminal. A process started
+    in the background by a shell without job control (``cmd &`` in a script, as a CI job
+    may be) inherits SIGINT ignored, and Python then leaves it ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize('moment', ['starting', 'waiting'])
 def test_an_interrupted_check_returns_only_once_the_agent_has_ended(moment, tmp_path,
-                                                                   monkeypatch):
+                                                                   monkeypatch,
+                                                                   ctrl_c_raises):
     """Ctrl-C while torch's agent is at work: the check stops the ranks and waits for the
     agent to end before it gives the interrupt back, whatever the agent was doing.
 
