@@ -129,10 +129,8 @@ def list_checks() -> str:
     return '\n'.join(lines)
 
 
-
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     return {key: value for key, value in vars(args).items() if key not in CLI_ONLY}
-
 
 
 def _run(spec: dict[str, Any], args: argparse.Namespace, on_event: Any) -> Any:
@@ -272,7 +270,6 @@ def _conclude(args: argparse.Namespace, console: Console, outcome: Any, names: l
     return code
 
 
-
 def _write_reports(args: argparse.Namespace, results: list[dict[str, Any]],
                    meta: dict[str, Any], missing: list[dict[str, Any]]) -> None:
     from .report.formats import write_json, write_junit
@@ -282,7 +279,6 @@ def _write_reports(args: argparse.Namespace, results: list[dict[str, Any]],
     if args.junit:
         write_junit(args.junit, results + missing, root_cause=meta['root_cause'],
                     contract=meta.get('contract'))
-
 
 
 def cmd_text(args: argparse.Namespace, console: Console, started: float) -> int:

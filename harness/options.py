@@ -105,7 +105,6 @@ def folder(text: str) -> str:
     return str(Path(text).resolve())
 
 
-
 def output_file(text: str) -> Path:
     """A path a report can be written to: its folder exists and is writable, it is no folder."""
     path = Path(text)

@@ -141,11 +141,11 @@ def located(exc: BaseException) -> str:
     cause, where the user's code went wrong); without any, from the innermost
     frame.
     """
-    from ..probe.frames import is_library
+    from ..probe.frames import is_library_frame
 
     for link in reversed(_chain(exc)):
         frames = traceback.extract_tb(link.__traceback__)
-        user = [frame for frame in frames if not is_library(frame.filename)]
+        user = [frame for frame in frames if not is_library_frame(frame.filename)]
         if user:
             return f'{one_line(exc, location=False)} ({Path(user[-1].filename).name}:' \
                    f'{user[-1].lineno})'

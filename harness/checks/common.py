@@ -11,11 +11,8 @@ from ..contract.errors import one_line
 from ..contract.profiles import Rule
 from ..report.result import MESSAGE_LIMIT, CheckResult, Finding, bounded, conclude
 
-#: A finding's message (and so a verdict) is cut to about this many characters;
-#: the full text stays in the result's details (``full_text``).
 #: Metric names shown when a save_best key is missing.
 METRICS_SHOWN = 6
-
 
 
 def same_labels(found: Any, expected: torch.Tensor) -> bool:
@@ -23,7 +20,6 @@ def same_labels(found: Any, expected: torch.Tensor) -> bool:
     return (isinstance(found, torch.Tensor) and found.dtype == torch.long
             and found.shape == expected.shape
             and bool(torch.equal(found.detach().cpu(), expected.cpu())))
-
 
 
 def integer_targets(call: Any, count: int) -> list[tuple[str, torch.Tensor]]:
@@ -60,7 +56,6 @@ def finish(name: str, findings: list[Finding], passed: str,
         details['full_text'] = full
     return conclude(name, shown,
                     bounded(passed), details, [bounded(w) for w in warnings or []])
-
 
 
 # ------------------------------------------------------------------ evaluator, save_best

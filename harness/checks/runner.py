@@ -215,7 +215,6 @@ def default_load_note(path: Path) -> str:
     return 'torch.load with its defaults reads it'
 
 
-
 def run_findings(observer: Observer, error: str | None,
                  save_best: list[str] | None) -> list[Finding]:
     """What the run itself showed: its first real error, or a ``save_best`` key it never made.

@@ -12,31 +12,28 @@ from ..contract.errors import ConfigError, GuardError
 DEFAULT_CONFIG = 'epam_ntu60.py'
 
 
-def installed_config() -> Path | None:
-    """``configs/epam_ntu60.py``, or None when neither an install nor a checkout has it.
+def default_config_path() -> Path:
+    """``configs/epam_ntu60.py``, the guard's default target; a one-line error where neither
+    an install nor a checkout has it.
 
     Installed, it ships inside the package as ``epam/configs/``; in a source
     checkout it is the top-level ``configs/`` next to ``epam/``. Only the
     package's location is looked up: ``epam`` itself is not imported.
     """
     spec = importlib.util.find_spec('epam')
-    if spec is None or not spec.origin:
-        return None
-    package = Path(spec.origin).parent
-    for folder in (package / 'configs', package.parent / 'configs'):
-        if (folder / DEFAULT_CONFIG).is_file():
-            return folder / DEFAULT_CONFIG
-    return None
+    if spec is not None and spec.origin:
+        package = Path(spec.origin).parent
+        for folder in (package / 'configs', package.parent / 'configs'):
+            if (folder / DEFAULT_CONFIG).is_file():
+                return folder / DEFAULT_CONFIG
+    raise ConfigError(f'the default config configs/{DEFAULT_CONFIG} is not installed; '
+                      'pass a config path')
 
 
 def resolve_config(args: argparse.Namespace) -> str:
     """The absolute path of the config ``args.config`` names, or of the default config."""
     if args.config is None:
-        found = installed_config()
-        if found is None:
-            raise ConfigError('the default config configs/epam_ntu60.py is not installed; '
-                              'pass a config path')
-        return str(found)
+        return str(default_config_path())
     path = Path(args.config)
     if not path.exists():
         raise ConfigError(f'config {path} does not exist')

@@ -26,19 +26,10 @@ from ..probe import state
 from ..probe.isolation import CudaPlacements, contained_cuda, library_homes, quiet_mmengine
 from .batch import BatchRecipe, config_clip_lengths, describe, recipe_from_config
 from .compat import ensure_mmaction_models_importable, mmaction_root, mmaction_version
-from .config import DEFAULT_CONFIG, installed_config, parse_cfg_options
+from .config import default_config_path, parse_cfg_options
 from .diagnosis import diagnose, message_of, unregistered, user_frame, where
-
-
-def default_config_path() -> Path:
-    """``configs/epam_ntu60.py``, the guard's default target (see
-    :func:`epam_guard.model.config.installed_config`); a one-line error where it is not
-    installed."""
-    found = installed_config()
-    if found is None:
-        raise ConfigError(f'the default config {DEFAULT_CONFIG} is not installed next '
-                          f'to epam; pass a config path')
-    return found
+from .memory import check_batch_fits
+from .passes import run_pass
 
 
 @dataclass
@@ -297,7 +288,7 @@ class GuardContext:
     profile_reason: str = ''
     #: Why the recipe differs from what ``--size`` asked for (printed by the CLI), or None.
     size_note: str | None = None
-    #: Recorded forward passes shared between checks (see checks.common.run_pass).
+    #: Recorded forward passes shared between checks (see model.passes.run_pass).
     passes: dict[Any, Any] = field(default_factory=dict, repr=False)
     #: CUDA placements hard-wired into model code, kept on the CPU where there is no CUDA
     #: (see :func:`epam_guard.probe.isolation.contained_cuda`); None: not contained.
@@ -405,8 +396,6 @@ def settle_sizes(ctx: GuardContext, fit: bool = True, memory: bool = True) -> No
     checks reuse its passes). A probe that changed the clip lengths changes
     the estimate: it is made again.
     """
-    from .memory import check_batch_fits
-
     with contained_cuda(ctx.cuda, 'probing the sizes'):
         if memory:
             check_batch_fits(ctx)
@@ -416,7 +405,6 @@ def settle_sizes(ctx: GuardContext, fit: bool = True, memory: bool = True) -> No
         fit_clip_lengths(ctx)
         if memory and ctx.recipe != before:
             check_batch_fits(ctx)
-
 
 
 #: Errors that state a size or shape disagreement (torch's, and the usual hand-written ones).
@@ -462,8 +450,6 @@ def fit_clip_lengths(ctx: GuardContext) -> None:
     it. The passes tried here are the ones the checks read (recorded once per
     recipe), so a model that runs at ``tiny`` pays nothing.
     """
-    from .passes import run_pass
-
     saved = state.copy_tensors(ctx.model)
     try:
         tiny = ctx.recipe

@@ -68,7 +68,6 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return found[::-1]
 
 
-
 def user_frame(exc: BaseException) -> traceback.FrameSummary | None:
     """The innermost frame of the user's code in ``exc`` or what caused it."""
     for error in _chain(exc):

@@ -19,6 +19,7 @@ from torch import nn
 
 from ..contract.errors import SizeError
 from .batch import BatchRecipe, config_clip_lengths, describe, make_batch, preprocess, shrink
+from .passes import value_context
 
 #: Share of the free memory a run may plan to use (the rest: the model, the allocator, the OS).
 USABLE = 0.8
@@ -70,14 +71,12 @@ def check_batch_fits(ctx: Any) -> None:
 
     The pass that holds the most is the training step: every module output of
     its ``N`` clips is kept for the backward, at the size the value checks run
-    (:func:`~epam_guard.checks.common.value_context`). Inference passes keep
+    (:func:`~epam_guard.model.passes.value_context`). Inference passes keep
     none of that. The estimate runs one sample of one view, so it takes
     seconds whatever the batch size. A model that fails it at tiny clip
     lengths is estimated at its config's; one that cannot run it at all is
     not judged here: the checks will say what is wrong with it.
     """
-    from .passes import value_context
-
     recipe, device = value_context(ctx).recipe, ctx.device
     free = free_bytes(device)
     if free is None:

@@ -16,7 +16,9 @@ STDLIB = Path(sysconfig.get_paths()['stdlib']).resolve()
 
 
 def is_library_frame(filename: str) -> bool:
-    """True for frames of the installed libraries, the standard library and the guard."""
+    """True for frames of the installed libraries, the standard library and the guard (a
+    traceback's file names and a stack dump's alike; ``<frozen ...>`` and other generated
+    code too)."""
     if filename.startswith('<'):
         return True
     path = Path(filename).resolve()
@@ -49,21 +51,9 @@ def read_stack(path: Path) -> list[str]:
     return [f'{m["file"]}:{m["line"]} in {m["func"]}' for m in FRAME.finditer(block)]
 
 
-def is_library(path: str) -> bool:
-    """Whether ``path`` is the standard library, the guard, or an installed framework package."""
-    resolved = Path(path).resolve()
-    if resolved.is_relative_to(GUARD):
-        return True
-    if resolved.is_relative_to(STDLIB) and 'site-packages' not in resolved.parts:
-        return True
-    parts = resolved.parts
-    return any(parts[i] == 'site-packages' and parts[i + 1] in LIBRARIES
-               for i in range(len(parts) - 1))
-
-
 def where(stack: list[str]) -> str:
     """The innermost frame worth showing: user code before library code."""
     for frame in stack:
-        if not is_library(frame.rsplit(':', 1)[0]):
+        if not is_library_frame(frame.rsplit(':', 1)[0]):
             return frame
     return stack[0] if stack else 'an unknown place (no stack was written)'

@@ -22,7 +22,6 @@ def copy_tensors(model: nn.Module, parameters: bool = True) -> dict[str, torch.T
     return {name: t.detach().clone() for name, t in tensors(model, parameters).items()}
 
 
-
 def restore(model: nn.Module, saved: dict[str, torch.Tensor]) -> None:
     """Copy the saved values back into the model's tensors, in place."""
     with torch.no_grad():

@@ -19,8 +19,7 @@ from .formats import terminal_text
 from .result import MESSAGE_LIMIT, bounded
 
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
-
-
+#: Findings a failed check shows beside its verdict (all of them with --verbose).
 SHOWN_FINDINGS = 5
 
 

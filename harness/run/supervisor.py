@@ -91,7 +91,6 @@ def shielded() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-
 @dataclass
 class Outcome:
     """What a supervised run produced."""

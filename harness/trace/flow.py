@@ -1,6 +1,6 @@
 """The recorded data flow of one loss and one predict call, as data for a picture.
 
-Made from the same recorded passes the checks read (:func:`~epam_guard.checks.common.run_pass`,
+Made from the same recorded passes the checks read (:func:`~epam_guard.model.passes.run_pass`,
 cached per model and recipe), never drawn per model: each recorded call is a
 node (the module's dotted name and its own class, so a fork's modules appear
 under their names), its parent the call it was made from; the arguments and

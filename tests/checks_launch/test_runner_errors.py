@@ -9,7 +9,7 @@ import pytest
 
 from epam_guard.checks import runner
 from epam_guard.checks._launch import located
-from epam_guard.probe.frames import is_library
+from epam_guard.probe.frames import is_library_frame
 
 
 class UserBlock:
@@ -49,7 +49,7 @@ def test_a_framework_rewrap_keeps_the_message_and_finds_the_user_line():
     exec(FRAMEWORK, namespace)
     exc = raised(lambda: namespace['build'](UserBlock, width=5))
     frames = traceback.extract_tb(exc.__traceback__)
-    assert frames[-1].filename.endswith('wrapping.py') and is_library(frames[-1].filename)
+    assert frames[-1].filename.endswith('wrapping.py') and is_library_frame(frames[-1].filename)
     assert located(exc) == ('ValueError: class `UserBlock` in test_runner_errors: width 5 is '
                             f'odd (test_runner_errors.py:{USER_LINE})')
 
