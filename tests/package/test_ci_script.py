@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
-
-import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / '.ci' / 'run'
@@ -33,8 +30,6 @@ def _stand_in(folder: Path, name: str, body: str) -> None:
     path.chmod(0o755)
 
 
-@pytest.mark.skipif(shutil.which('bash') is None or shutil.which('awk') is None,
-                    reason='the CI script needs bash and awk')
 def test_a_disk_too_small_for_one_environment_stops_ci_with_one_line_before_installing(
         tmp_path):
     bin_dir = tmp_path / 'bin'
